@@ -1,0 +1,270 @@
+"""The events of a run: one vocabulary for the journal, the metrics and the summary.
+
+Every observer (the JSONL journal, the Prometheus metrics, the live view) is fed
+the same `Event` objects by the `Recorder`; none keeps a bookkeeping of its own.
+Events are frozen dataclasses with a wall-clock time ``t`` (Unix seconds) and a
+``type`` tag that names them in the journal. `to_record` / `from_record` turn
+them into JSON objects and back, so `soak summary` reads exactly what the run
+wrote.
+
+High-rate events (`Heartbeat`, `ProcessSample`, `WorkloadMetrics`) are
+delivered to every observer, but the journal persists them only sampled (see
+``soak.journal``), so a multi-day run keeps a bounded journal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from soak.kinds import Kind
+
+
+def now() -> float:
+    """Wall-clock time as recorded in events."""
+    return time.time()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of every event; ``type`` is the journal tag of the subclass."""
+
+    type: ClassVar[str] = "event"
+    t: float = field(default_factory=now)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VmEvent(Event):
+    """An event about one VM, named by its stable name (e.g. ``small-0``)."""
+
+    vm: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VmInfo:
+    """The static shape of one VM in the fleet."""
+
+    name: str
+    group: str
+    vcpus: int
+    memory_mib: int
+    machine: str
+    image: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStarted(Event):
+    type: ClassVar[str] = "run-started"
+    run_id: str
+    profile: str
+    profile_path: str
+    seed: int
+    accel: str
+    accel_reason: str
+    version: str
+    duration_s: float
+    command: list[str]
+    vms: list[VmInfo]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VmStarting(VmEvent):
+    """QEMU was spawned for a new boot of the VM."""
+
+    type: ClassVar[str] = "vm-starting"
+    boot: int
+    pid: int
+    argv: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VmReady(VmEvent):
+    """The guest agent said hello: the guest is up and can be loaded."""
+
+    type: ClassVar[str] = "vm-ready"
+    boot: int
+    boot_s: float
+    kernel: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat(VmEvent):
+    type: ClassVar[str] = "heartbeat"
+    seq: int
+    uptime_s: float
+    load1: float
+    mem_free_kib: int
+    mem_available_kib: int
+    gap_s: float
+    """Host-observed time since the previous heartbeat (0 for the first)."""
+    lateness_s: float
+    """How much later than the interval this heartbeat came (never negative)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatLate(VmEvent):
+    """No heartbeat for longer than the hang timeout: a hang is being diagnosed."""
+
+    type: ClassVar[str] = "heartbeat-late"
+    age_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProcessSample(VmEvent):
+    """A sample of the QEMU process, as the host sees it."""
+
+    type: ClassVar[str] = "process-sample"
+    pid: int
+    cpu_s: float
+    rss_bytes: int
+    threads: int
+    fds: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkloadMetrics(VmEvent):
+    """stress-ng's own throughput figures for one stressor, as the guest reported them."""
+
+    type: ClassVar[str] = "workload-metrics"
+    stressor: str
+    bogo_ops: float
+    bogo_ops_per_s: float
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FaultInjected(VmEvent):
+    """A host-side fault was applied to the VM (the window is [t, t + duration_s])."""
+
+    type: ClassVar[str] = "fault"
+    fault: str
+    seq: int
+    duration_s: float = 0.0
+    expect: str = "survive"
+    """``survive``: the guest must live through it; ``fail``: a failure is the intended outcome."""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failure(VmEvent):
+    """A failure found on a VM: the unit `soak summary` groups and counts by title."""
+
+    type: ClassVar[str] = "failure"
+    kind: Kind
+    title: str
+    boot: int
+    detected_by: str
+    """Which watcher found it: console, heartbeat, qmp, process, workload, trend, boot."""
+    latency_s: float | None = None
+    """Time from the failure's first sign (its console line, the missed beat ...) to this record."""
+    corrupted: bool = False
+    evidence: str = ""
+    """Evidence folder, relative to the run directory."""
+    faults: list[str] = field(default_factory=list)
+    """Faults applied to this VM shortly before, e.g. ``["pause#3"]``."""
+    expected: bool = False
+    """True when a profile declared this failure as the intended outcome of a fault."""
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VmStopped(VmEvent):
+    """The QEMU process of one boot is gone."""
+
+    type: ClassVar[str] = "vm-stopped"
+    boot: int
+    reason: str
+    """``deadline``, ``shutdown``, ``failure``, ``restart`` ..."""
+    exit_code: int | None
+    signal: str | None = None
+    uptime_s: float = 0.0
+    heartbeats: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VmRestarting(VmEvent):
+    type: ClassVar[str] = "vm-restarting"
+    boot: int
+    after_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VmRetired(VmEvent):
+    """The restart policy gave up on this VM; it stays down for the rest of the run."""
+
+    type: ClassVar[str] = "vm-retired"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InfraProblem(Event):
+    """soak's own machinery failed (not the guest's fault): counted apart from failures."""
+
+    type: ClassVar[str] = "infra"
+    vm: str | None = None
+    problem: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFinished(Event):
+    type: ClassVar[str] = "run-finished"
+    reason: str
+    """``deadline``, ``signal``, ``error``."""
+    verdict: str
+    failures: int
+    infra_problems: int
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        RunStarted,
+        VmStarting,
+        VmReady,
+        Heartbeat,
+        HeartbeatLate,
+        ProcessSample,
+        WorkloadMetrics,
+        FaultInjected,
+        Failure,
+        VmStopped,
+        VmRestarting,
+        VmRetired,
+        InfraProblem,
+        RunFinished,
+    )
+}
+
+
+def to_record(event: Event) -> dict[str, Any]:
+    """The JSON object of an event: its fields plus its ``type`` tag."""
+    record: dict[str, Any] = {"type": event.type}
+    record.update(dataclasses.asdict(event))
+    return record
+
+
+class RecordError(ValueError):
+    """A journal record is not a known event (a newer soak, or a torn line)."""
+
+
+def from_record(record: dict[str, Any]) -> Event:
+    """Rebuild an event from its JSON object.
+
+    :raise RecordError: unknown type or missing fields.
+    """
+    cls = EVENT_TYPES.get(str(record.get("type")))
+    if cls is None:
+        raise RecordError(f"unknown event type {record.get('type')!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    values = {k: v for k, v in record.items() if k in names}
+    try:
+        if cls is RunStarted:
+            values["vms"] = [VmInfo(**vm) for vm in values.get("vms", [])]
+        if cls is Failure:
+            values["kind"] = Kind(values["kind"])
+        return cls(**values)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise RecordError(f"bad {cls.type} record: {exc}") from exc
