@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> Any:
         exc.show()
         sys.exit(exc.exit_code)
     except SoakError as exc:
-        Console(stderr=True, highlight=False).print(
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
             f"[bold red]{type(exc).__name__}[/]: {escape(str(exc))}"
         )
         sys.exit(exc.exit_code)

@@ -1,0 +1,49 @@
+"""`soak run PROFILE`: run a soak and print its summary; the exit code is the verdict."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from soak.profile import load_profile
+from soak.render import render_summary
+from soak.rundir import default_run_dir
+from soak.session import RunOptions, Session
+
+
+@click.command()
+@click.argument("profile_path", metavar="PROFILE", type=click.Path(path_type=Path))
+@click.option("--duration", help="Override run.duration, e.g. 90s, 2h, 3d.")
+@click.option("--seed", type=int, help="Override run.seed.")
+@click.option("--accel", type=click.Choice(["auto", "tcg", "kvm"]), help="Override run.accel.")
+@click.option("--run-dir", type=click.Path(path_type=Path), help="Where to write the run (default runs/NAME-TIME).")
+@click.option("--vm", "only_vms", multiple=True, help="Run only this VM of the fleet (repeatable), e.g. to reproduce.")
+@click.option("--metrics-listen", help="host:port for /metrics (port 0: any free port; '' disables).")
+@click.option("--pushgateway", help="Push the final figures to this Pushgateway URL at the end.")
+@click.option("-v", "--verbose", count=True, help="More logging on stderr.")
+def run(profile_path: Path, duration: str | None, seed: int | None, accel: str | None, run_dir: Path | None,
+        only_vms: tuple[str, ...], metrics_listen: str | None, pushgateway: str | None, verbose: int) -> None:
+    """Soak the fleet of PROFILE; exit 0 clean, 1 failures, 2 bad profile, 3 soak failed."""
+    logging.basicConfig(level=logging.WARNING - 10 * verbose, format="%(asctime)s %(name)s: %(message)s")
+    overrides: dict[str, Any] = {"duration": duration, "seed": seed, "accel": accel,
+                                 "metrics_listen": metrics_listen}
+    profile = load_profile(profile_path, overrides)
+    console = Console(highlight=False)
+    options = RunOptions(
+        profile_path=profile_path,
+        profile=profile,
+        run_dir=run_dir or default_run_dir(profile.run.name),
+        only_vms=list(only_vms),
+    )
+    session = Session(options, console)
+    session.prepare()
+    console.print(f"run directory: {options.run_dir}")
+    summary = asyncio.run(session.run())
+    render_summary(summary, console, options.run_dir)
+    sys.exit(summary.exit_code)

@@ -1,0 +1,550 @@
+"""One VM for the whole run: boot it, watch it, record its failures, restart it.
+
+A `GuestRunner` owns one VM slot of the fleet. Each *boot* is one QEMU process,
+watched by a task group of its own:
+
+    console  -> ConsoleTriage (kernel reports, after a grace period)
+    QMP      -> GUEST_PANICKED, guest RESET/SHUTDOWN, unexpected STOP
+    agent    -> HELLO (ready), heartbeats
+    watchdog -> boot timeout, heartbeat lost -> hang diagnosis
+    sampler  -> QEMU CPU, RSS, threads, fds
+    exit     -> QEMU died on its own (crash) or after a guest poweroff
+
+A failure that ends the boot (panic, hang, crash ...) is diagnosed first
+(registers, thread states, console tail), recorded with its evidence, then the
+QEMU process is killed and the restart policy decides what comes next. Other
+failures (a WARNING, an OOM kill) are recorded and the boot goes on.
+
+State of a boot::
+
+    starting --hello--> ready --(stop requested)--> stopping --> ended
+        |                 |
+        +----failure------+--> failed (evidence taken, then killed) --> ended
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from soak import events as ev
+from soak.classify import ConsoleTriage, Report
+from soak.detect.exit import qemu_exit_verdict
+from soak.detect.hang import HangFacts, hang_verdict
+from soak.detect.qmp_events import paused_verdict, qmp_event_verdict
+from soak.detect.verdict import Verdict
+from soak.errors import AgentError, LaunchError, QMPError
+from soak.kinds import Kind
+from soak.profile import Profile, VmSpec
+from soak.recorder import Recorder
+from soak.rundir import RunDir, write_evidence
+from soak.vm import evidence
+from soak.vm.agent import AgentClient, Heartbeat, Hello
+from soak.vm.argv import QemuConfig, build_argv, shell_command
+from soak.vm.console import ConsoleLog, ConsoleReader, read_tail
+from soak.vm.process import QemuProcess, describe_exit
+from soak.vm.qmp import QmpEvent, QmpSession
+
+log = logging.getLogger(__name__)
+
+DIAGNOSIS_WINDOW_S = 1.0
+"""How long vCPU thread CPU use is watched to tell a spinning guest from an idle one."""
+
+
+@dataclass(frozen=True, slots=True)
+class GuestSetup:
+    """What every runner of a run shares."""
+
+    profile: Profile
+    run_dir: RunDir
+    socket_dir: Path
+    recorder: Recorder
+    make_config: Callable[[VmSpec, int, Path, Path], QemuConfig]
+    """Builds the QEMU config of (vm, boot number, qmp socket, agent socket)."""
+    boot_slots: asyncio.Semaphore
+    stop: asyncio.Event
+    soak_command: Callable[[VmSpec], str]
+    """The soak command line that re-runs one VM alone (for reproducers)."""
+
+
+@dataclass
+class _Boot:
+    number: int
+    qemu: QemuProcess
+    argv: list[str]
+    started: float
+    triage: ConsoleTriage
+    ready_at: float | None = None
+    last_heartbeat: float | None = None
+    heartbeats: int = 0
+    stopping: str | None = None
+    """Why soak itself is ending this boot (its exit is then not a failure)."""
+    guest_shutdown: bool = False
+    failed: Verdict | None = None
+    over: asyncio.Event = field(default_factory=asyncio.Event)
+    triage_timer: asyncio.TimerHandle | None = None
+    console_done: asyncio.Event = field(default_factory=asyncio.Event)
+    slot: _BootSlot | None = None
+
+
+class _BootSlot:
+    """One of the run's boot slots, held from spawn until the guest is up (release is idempotent)."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots = slots
+        self._held = False
+
+    async def acquire(self) -> None:
+        await self._slots.acquire()
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
+
+
+class GuestRunner:
+    """Runs one VM of the fleet until the run stops or the restart policy gives up."""
+
+    def __init__(self, spec: VmSpec, setup: GuestSetup) -> None:
+        self.spec = spec
+        self.setup = setup
+        self.watch = setup.profile.watch
+        self.log = log.getChild(spec.name)
+        self.boots = 0
+        self.restarts = 0
+        self.heartbeats_total = 0
+        self._boot: _Boot | None = None
+        self._qmp: QmpSession | None = None
+        self._agent: AgentClient | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._failure_lock = asyncio.Lock()
+        self._vm_dir = setup.run_dir.vm_dir(spec.name)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def run(self) -> None:
+        """Boot, watch and restart the VM until the run's stop event is set."""
+        restart = self.setup.profile.restart
+        while not self.setup.stop.is_set():
+            try:
+                failed = await self._one_boot()
+            except LaunchError as exc:
+                self.emit(ev.InfraProblem(vm=self.spec.name, problem="launch", message=str(exc)))
+                failed = True
+            if self.setup.stop.is_set():
+                return
+            if restart.policy == "never" or self.restarts >= restart.max_restarts:
+                reason = "restart policy: never" if restart.policy == "never" else (
+                    f"restart policy: {restart.max_restarts} restarts used"
+                )
+                self.emit(ev.VmRetired(vm=self.spec.name, reason=reason))
+                return
+            if not failed and restart.policy != "always":
+                self.emit(ev.VmRetired(vm=self.spec.name, reason="powered off"))
+                return
+            self.restarts += 1
+            self.emit(ev.VmRestarting(vm=self.spec.name, boot=self.boots + 1, after_s=restart.backoff))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(restart.backoff):
+                    await self.setup.stop.wait()
+
+    async def _one_boot(self) -> bool:
+        """One QEMU process from spawn to reap; True when it ended in a failure."""
+        self.boots += 1
+        number = self.boots
+        qmp_socket = self.setup.socket_dir / f"{self.spec.name}.qmp"
+        agent_socket = self.setup.socket_dir / f"{self.spec.name}.agent"
+        for sock in (qmp_socket, agent_socket):
+            sock.unlink(missing_ok=True)
+        config = self.setup.make_config(self.spec, number, qmp_socket, agent_socket)
+        argv = build_argv(config)
+        console_path = self.setup.run_dir.console_log(self.spec.name)
+        console_log = ConsoleLog(console_path)
+        marker = f"\n===== soak: {self.spec.name} boot {number} at {time.strftime('%Y-%m-%d %H:%M:%S')} =====\n"
+        console_log.write(marker.encode())
+        slot = _BootSlot(self.setup.boot_slots)
+        try:
+            await slot.acquire()
+            if self.setup.stop.is_set():
+                return False
+            qemu = await QemuProcess.spawn(argv, stderr_path=self.setup.run_dir.stderr_log(self.spec.name))
+            boot = _Boot(
+                number=number,
+                qemu=qemu,
+                argv=argv,
+                started=time.monotonic(),
+                triage=ConsoleTriage(grace_seconds=self.watch.console_grace),
+                slot=slot,
+            )
+            self._boot = boot
+            self.emit(ev.VmStarting(vm=self.spec.name, boot=number, pid=qemu.pid, argv=argv))
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    self._tg = tg
+                    console = tg.create_task(self._read_console(boot, console_log))
+                    watchers = [
+                        tg.create_task(self._watch_exit(boot)),
+                        tg.create_task(self._connect_qmp(boot, qmp_socket)),
+                        tg.create_task(self._talk_to_agent(boot, agent_socket)),
+                        tg.create_task(self._watchdog(boot)),
+                        tg.create_task(self._sample_process(boot)),
+                    ]
+                    await self._wait_for_end(boot)
+                    await self._end_boot(boot)
+                    for task in watchers:
+                        task.cancel()
+                    del console  # drains until EOF by itself; the group waits for it
+            finally:
+                self._tg = None
+                if boot.triage_timer:
+                    boot.triage_timer.cancel()
+                if qemu.returncode is None:  # cancelled or crashed: never leave QEMU behind
+                    await qemu.kill()
+                await self._close_channels()
+            return boot.failed is not None
+        finally:
+            slot.release()
+            console_log.close()
+            self._boot = None
+
+    async def _wait_for_end(self, boot: _Boot) -> None:
+        stop = asyncio.ensure_future(self.setup.stop.wait())
+        over = asyncio.ensure_future(boot.over.wait())
+        try:
+            await asyncio.wait([stop, over], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            over.cancel()
+
+    async def _end_boot(self, boot: _Boot) -> None:
+        """Stop QEMU: gently when the run ends, at once when a failure already took evidence."""
+        qemu = boot.qemu
+        if qemu.returncode is None:
+            if boot.failed is None and boot.stopping is None:
+                boot.stopping = "deadline"
+                await self._stop_gently(boot)
+            else:
+                boot.stopping = boot.stopping or "failure"
+                await qemu.kill()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                await boot.console_done.wait()
+        uptime = time.monotonic() - boot.ready_at if boot.ready_at else 0.0
+        _, signal_name = describe_exit(qemu.returncode)
+        self.emit(
+            ev.VmStopped(
+                vm=self.spec.name,
+                boot=boot.number,
+                reason=boot.stopping or "failure",
+                exit_code=qemu.returncode,
+                signal=signal_name,
+                uptime_s=round(uptime, 3),
+                heartbeats=boot.heartbeats,
+            )
+        )
+
+    async def _stop_gently(self, boot: _Boot) -> None:
+        """The shutdown ladder: guest poweroff via the agent, then QMP quit, then SIGKILL."""
+        timeout = self.watch.shutdown_timeout
+        steps: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        if self._agent is not None and boot.ready_at is not None:
+            steps.append(self._agent.poweroff)
+        if self._qmp is not None:
+            steps.append(self._qmp_quit)
+        for step in steps:
+            try:
+                async with asyncio.timeout(timeout):
+                    await step()
+                    await boot.qemu.wait()
+                return
+            except (TimeoutError, AgentError, QMPError) as exc:
+                self.log.debug("stop step %s failed: %s", step.__name__, exc)
+        await boot.qemu.kill()
+
+    async def _qmp_quit(self) -> None:
+        assert self._qmp is not None
+        with contextlib.suppress(QMPError):  # QEMU may exit before it answers
+            await self._qmp.execute("quit")
+
+    async def _close_channels(self) -> None:
+        if self._agent is not None:
+            await self._agent.close()
+            self._agent = None
+        if self._qmp is not None:
+            await self._qmp.close()
+            self._qmp = None
+
+    # ------------------------------------------------------------------ watchers
+
+    async def _read_console(self, boot: _Boot, console_log: ConsoleLog) -> None:
+        loop = asyncio.get_running_loop()
+
+        def on_line(line: str) -> None:
+            deadline = boot.triage.feed(line, time.monotonic())
+            if deadline is not None:
+                if boot.triage_timer:
+                    boot.triage_timer.cancel()
+                delay = max(0.0, deadline - time.monotonic())
+                boot.triage_timer = loop.call_later(delay, self._spawn, self._triage_due(boot, False))
+
+        try:
+            await ConsoleReader(boot.qemu.console, console_log, on_line).run()
+        finally:
+            boot.console_done.set()
+
+    async def _triage_due(self, boot: _Boot, force: bool) -> list[Report]:
+        """Record the console reports whose grace period is over (or all, if forced)."""
+        reports = boot.triage.due(time.monotonic(), force=force)
+        for report in reports:
+            verdict = _console_verdict(report)
+            await self._record(boot, verdict, "console", corrupted=report.corrupted,
+                               report_text=report.text)
+            if verdict.terminal and boot.failed is None and boot.stopping is None:
+                boot.failed = verdict  # a panicked guest will not come back by itself
+                boot.over.set()
+        return reports
+
+    async def _watch_exit(self, boot: _Boot) -> None:
+        code = await boot.qemu.wait()
+        if boot.stopping is None and boot.failed is None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await boot.console_done.wait()
+            stderr = read_tail(self.setup.run_dir.stderr_log(self.spec.name), 8192)
+            verdict = qemu_exit_verdict(code, guest_shutdown=boot.guest_shutdown,
+                                        stderr_tail=stderr.decode("utf-8", "replace"))
+            # A clean exit after a kernel report is that report's consequence; a crash of QEMU never is.
+            await self._fail(boot, verdict, "process", console_explains=code == 0)
+        boot.over.set()
+
+    async def _connect_qmp(self, boot: _Boot, socket_path: Path) -> None:
+        session = QmpSession(self.spec.name, lambda e: self._on_qmp_event(boot, e),
+                             timeout=self.watch.qmp_timeout)
+        try:
+            await session.connect(socket_path, timeout=min(30.0, self.watch.boot_timeout))
+        except QMPError as exc:
+            if boot.qemu.returncode is None and not boot.over.is_set():
+                self.emit(ev.InfraProblem(vm=self.spec.name, problem="qmp", message=str(exc)))
+            await session.close()
+            return
+        self._qmp = session
+
+    def _on_qmp_event(self, boot: _Boot, event: QmpEvent) -> None:
+        if boot.stopping is not None or boot.failed is not None:
+            return
+        if event.name == "SHUTDOWN" and event.data.get("guest") and event.data.get("reason") == "guest-shutdown":
+            boot.guest_shutdown = True
+            return
+        if event.name == "STOP":
+            self._spawn(self._check_unexpected_stop(boot))
+            return
+        verdict = qmp_event_verdict(event.name, event.data)
+        if verdict is not None:
+            self._spawn(self._on_fatal_event(boot, verdict))
+
+    async def _on_fatal_event(self, boot: _Boot, verdict: Verdict) -> None:
+        """A panic or a reset: the console report, if any, names the failure; else the event does."""
+        await asyncio.sleep(0.2)  # the last console lines may still be in the pipe
+        await self._fail(boot, verdict, "qmp", diagnose=True, console_explains=True)
+
+    async def _check_unexpected_stop(self, boot: _Boot) -> None:
+        await asyncio.sleep(0.5)  # GUEST_PANICKED and SHUTDOWN come with a STOP: let them win
+        if boot.failed is not None or boot.stopping is not None or self._qmp is None:
+            return
+        try:
+            state = await self._qmp.status()
+        except QMPError:
+            return  # the heartbeat watchdog will find out what is wrong
+        if state not in ("running", "shutdown", "finish-migrate", "postmigrate"):
+            await self._fail(boot, paused_verdict(state), "qmp", diagnose=True)
+
+    async def _talk_to_agent(self, boot: _Boot, socket_path: Path) -> None:
+        agent = AgentClient(socket_path, name=self.spec.name)
+        try:
+            await agent.connect(timeout=min(30.0, self.watch.boot_timeout))
+        except AgentError as exc:
+            if boot.qemu.returncode is None and not boot.over.is_set():
+                self.emit(ev.InfraProblem(vm=self.spec.name, problem="agent", message=str(exc)))
+            await agent.close()
+            return
+        self._agent = agent
+        async for message in agent.events():
+            if isinstance(message, Hello):
+                self._on_hello(boot, message)
+            elif isinstance(message, Heartbeat):
+                self._on_heartbeat(boot, message)
+
+    def _on_hello(self, boot: _Boot, hello: Hello) -> None:
+        now = time.monotonic()
+        if boot.ready_at is not None:
+            if boot.failed is None and boot.stopping is None:  # the guest rebooted under us
+                self._spawn(self._fail(boot, Verdict(Kind.GUEST_RESET, "guest reset itself"), "agent"))
+            return
+        boot.ready_at = now
+        boot.last_heartbeat = now
+        if boot.slot is not None:
+            boot.slot.release()
+        self.emit(ev.VmReady(vm=self.spec.name, boot=boot.number, boot_s=round(now - boot.started, 3),
+                             kernel=hello.kernel_release))
+
+    def _on_heartbeat(self, boot: _Boot, beat: Heartbeat) -> None:
+        now = time.monotonic()
+        gap = now - boot.last_heartbeat if boot.heartbeats and boot.last_heartbeat else 0.0
+        boot.last_heartbeat = now
+        boot.heartbeats += 1
+        self.heartbeats_total += 1
+        interval = self.watch.heartbeat_interval
+        self.emit(ev.Heartbeat(
+            vm=self.spec.name, seq=beat.seq, uptime_s=beat.uptime_s, load1=beat.load1,
+            mem_free_kib=beat.mem_free_kib, mem_available_kib=beat.mem_available_kib,
+            gap_s=round(gap, 4), lateness_s=round(max(0.0, gap - interval), 4) if gap else 0.0,
+        ))
+
+    async def _watchdog(self, boot: _Boot) -> None:
+        """Sleeps until the next deadline (boot timeout, then heartbeat timeout); no polling."""
+        while not boot.over.is_set():
+            if boot.ready_at is None:
+                deadline = boot.started + self.watch.boot_timeout
+            else:
+                assert boot.last_heartbeat is not None
+                deadline = boot.last_heartbeat + self.watch.hang_timeout
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+                continue
+            if boot.failed is not None or boot.stopping is not None:
+                return
+            if boot.ready_at is None:
+                await self._fail(boot, Verdict(Kind.BOOT_TIMEOUT, "boot timeout: no agent hello"),
+                                 "boot", diagnose=True)
+                return
+            if not await self._diagnose_hang(boot):
+                return
+
+    async def _diagnose_hang(self, boot: _Boot) -> bool:
+        """Find out why heartbeats stopped; True to keep watching (they resumed, or the host is to blame)."""
+        assert boot.last_heartbeat is not None
+        seen_at = boot.last_heartbeat
+        age = time.monotonic() - seen_at
+        self.emit(ev.HeartbeatLate(vm=self.spec.name, age_s=round(age, 3)))
+        run_state: str | None = None
+        qmp_answered = False
+        if self._qmp is not None:
+            try:
+                run_state = await self._qmp.status()
+                qmp_answered = True
+            except QMPError:
+                pass
+        before, after = await evidence.sample_threads(boot.qemu.pid, DIAGNOSIS_WINDOW_S)
+        if boot.last_heartbeat != seen_at or boot.over.is_set():
+            return not boot.over.is_set()  # it answered after all: a slow guest is not a hung one
+        busy = evidence.vcpu_busy_share(before, after) if before and after else None
+        facts = HangFacts(qmp_answered=qmp_answered, run_state=run_state,
+                          process_state=boot.qemu.state(), vcpu_busy_share=busy)
+        verdict = hang_verdict(facts)
+        if verdict is None:
+            self.emit(ev.InfraProblem(vm=self.spec.name, problem="host-starved",
+                                      message=f"no heartbeat for {age:.1f}s while the host was starved"))
+            boot.last_heartbeat = time.monotonic()
+            return True
+        threads = evidence.describe_threads(boot.qemu.pid, before, after)
+        await self._fail(boot, verdict, "heartbeat", diagnose=qmp_answered,
+                         extra={"threads.txt": threads}, first_seen=seen_at + self.watch.hang_timeout)
+        return False
+
+    async def _sample_process(self, boot: _Boot) -> None:
+        try:
+            process = psutil.Process(boot.qemu.pid)
+        except psutil.Error:
+            return
+        while boot.qemu.returncode is None:
+            try:
+                with process.oneshot():
+                    cpu = process.cpu_times()
+                    sample = ev.ProcessSample(
+                        vm=self.spec.name, pid=boot.qemu.pid, cpu_s=round(cpu.user + cpu.system, 3),
+                        rss_bytes=process.memory_info().rss, threads=process.num_threads(),
+                        fds=process.num_fds(),
+                    )
+            except psutil.Error:
+                return
+            self.emit(sample)
+            await asyncio.sleep(self.watch.sample_interval)
+
+    # --------------------------------------------------------------- recording
+
+    async def _fail(self, boot: _Boot, verdict: Verdict, detected_by: str, *, diagnose: bool = False,
+                    console_explains: bool = False, extra: dict[str, str] | None = None,
+                    first_seen: float | None = None) -> None:
+        """Record a failure that ends the boot; QEMU is killed after the evidence is taken.
+
+        With ``console_explains``, a kernel report found on the console at the same
+        time *is* the failure (a panic explains the reset that follows it).
+        """
+        if boot.failed is not None or boot.stopping is not None:
+            return
+        boot.failed = verdict
+        files = dict(extra or {})
+        if diagnose and self._qmp is not None and boot.qemu.returncode is None:
+            files["registers.txt"] = await evidence.registers(self._qmp, self.watch.qmp_timeout)
+        reports = await self._triage_due(boot, True)
+        if not (console_explains and reports):
+            await self._record(boot, verdict, detected_by, extra=files, first_seen=first_seen)
+        boot.over.set()
+
+    async def _record(self, boot: _Boot, verdict: Verdict, detected_by: str, *, corrupted: bool = False,
+                      report_text: str = "", extra: dict[str, str] | None = None,
+                      first_seen: float | None = None) -> None:
+        async with self._failure_lock:
+            folder = self.setup.run_dir.new_failure_dir(self.spec.name, verdict.kind.value)
+            console_tail = read_tail(self.setup.run_dir.console_log(self.spec.name))
+            stderr_tail = read_tail(self.setup.run_dir.stderr_log(self.spec.name), 16 * 1024)
+            files: dict[str, str | bytes] = {
+                "console-tail.log": console_tail,
+                "qemu-stderr.log": stderr_tail,
+                "qemu-argv.txt": shell_command(boot.argv) + "\n",
+                "reproduce.sh": evidence.reproduce_script(boot.argv, self.spec.name,
+                                                          self.setup.soak_command(self.spec)),
+            }
+            if report_text:
+                files["report.txt"] = report_text
+            files.update(extra or {})
+            latency = time.monotonic() - first_seen if first_seen is not None else None
+            failure = ev.Failure(
+                vm=self.spec.name, kind=verdict.kind, title=verdict.title, boot=boot.number,
+                detected_by=detected_by, latency_s=round(latency, 3) if latency is not None else None,
+                corrupted=corrupted, evidence=self.setup.run_dir.relative(folder),
+                message=verdict.message,
+            )
+            write_evidence(folder, files, {
+                **ev.to_record(failure),
+                "seed": self.setup.profile.run.seed,
+                "vcpus": self.spec.vcpus,
+                "memory_mib": self.spec.memory_mib,
+                "reproduce": self.setup.soak_command(self.spec),
+            })
+            self.emit(failure)
+
+    def emit(self, event: ev.Event) -> None:
+        self.setup.recorder.emit(event)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run a reaction inside the boot's task group, so it never outlives the boot."""
+        if self._tg is None:
+            coro.close()
+            return
+        self._tg.create_task(coro)
+
+
+def _console_verdict(report: Report) -> Verdict:
+    return Verdict(report.kind, report.title, terminal=report.kind == Kind.KERNEL_PANIC)

@@ -1,0 +1,246 @@
+"""One `soak run`, from profile to summary: prepare, supervise, always finish.
+
+Preparation can fail (bad profile, no QEMU, no image): that raises before any
+guest starts. Once the journal is open, the run *always* finishes the same
+way, whatever happened: a RunFinished record, the journal flushed, the summary
+written. A bug in soak becomes reason ``error`` and exit code 3; the guests'
+QEMUs are gone either way (their runners kill them, and the kernel would).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shlex
+import shutil
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from soak import __version__
+from soak import events as ev
+from soak.accel import AccelChoice, choose_accel, qemu_version
+from soak.errors import UsageError
+from soak.journal import Journal, read_journal
+from soak.live import LiveView
+from soak.profile import Profile, VmSpec, expand_fleet
+from soak.recorder import Observer, Recorder
+from soak.render import render_summary
+from soak.rundir import RunDir
+from soak.summary import Summary, summarize
+from soak.supervisor import Supervisor
+from soak.vm.argv import QemuConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOptions:
+    profile_path: Path
+    profile: Profile
+    run_dir: Path
+    only_vms: list[str] = field(default_factory=list)
+    command: list[str] = field(default_factory=lambda: list(sys.argv))
+    observers: list[Observer] = field(default_factory=list)
+    """Extra observers (metrics) that see every event."""
+
+
+@dataclass(frozen=True)
+class BootImage:
+    kernel: Path
+    initrd: Path
+    kernel_args: tuple[str, ...]
+    label: str
+
+
+def host_tsc_khz() -> int | None:
+    """The host's TSC rate in kHz (from ``cpu MHz``), given to guests so they skip calibration."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                return int(float(line.split(":")[1]) * 1000)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def select_fleet(profile: Profile, only: list[str]) -> list[VmSpec]:
+    """The profile's fleet, or the named VMs of it (``--vm`` to reproduce one alone).
+
+    :raise UsageError: a name that is not in the fleet.
+    """
+    fleet = expand_fleet(profile)
+    if not only:
+        return fleet
+    names = {vm.name for vm in fleet}
+    unknown = [n for n in only if n not in names]
+    if unknown:
+        raise UsageError(f"no VM named {', '.join(unknown)} in this profile (VMs: {', '.join(sorted(names))})")
+    return [vm for vm in fleet if vm.name in only]
+
+
+def resolve_images(fleet: list[VmSpec], progress: Callable[[str], None]) -> dict[str, BootImage]:
+    """The kernel and initrd of each group: the user's own, or soak's default image (built once).
+
+    :raise ImageError: the image cannot be built or a user's file is missing.
+    """
+    from soak.image import ensure_default_image, image_from_files
+
+    images: dict[str, BootImage] = {}
+    for spec in fleet:
+        if spec.group in images:
+            continue
+        settings = spec.image
+        extra = tuple(settings.append.split())
+        if settings.kernel is not None and settings.initrd is not None:
+            own = image_from_files(settings.kernel, settings.initrd)
+            images[spec.group] = BootImage(own.kernel, own.initrd, extra, f"{own.kernel.name}")
+        else:
+            default = ensure_default_image(progress=progress)
+            label = f"default:{default.kernel_release or default.key[:12]}"
+            images[spec.group] = BootImage(default.kernel, default.initrd, extra, label)
+    return images
+
+
+class Session:
+    """Prepares and runs one soak; `run` returns the finished summary."""
+
+    def __init__(self, options: RunOptions, console: Console) -> None:
+        self.options = options
+        self.profile = options.profile
+        self.console = console
+        self.run_dir = RunDir(options.run_dir)
+        self.run_id = uuid.uuid4().hex[:12]
+        self.fleet = select_fleet(self.profile, options.only_vms)
+        self.accel: AccelChoice | None = None
+        self.images: dict[str, BootImage] = {}
+        self.tsc_khz = host_tsc_khz()
+
+    def prepare(self) -> None:
+        """Everything that can fail before a guest starts.
+
+        :raise AccelError: no QEMU, or KVM demanded but unusable.
+        :raise ImageError: no guest image.
+        """
+        version = qemu_version(self.profile.run.qemu)
+        self.accel = choose_accel(self.profile.run.accel)
+        if self.accel.warning:
+            self.console.print(f"[yellow]warning:[/] {self.accel.warning}", highlight=False)
+        self.console.print(f"QEMU {version}, accel {self.accel.accel}: {self.accel.reason}", highlight=False)
+        self.images = resolve_images(self.fleet, lambda line: self.console.print(f"image: {line}", highlight=False))
+        self.run_dir.create()
+        shutil.copyfile(self.options.profile_path, self.run_dir.root / "profile.toml")
+
+    def make_config(self, spec: VmSpec, boot: int, qmp_socket: Path, agent_socket: Path) -> QemuConfig:
+        assert self.accel is not None
+        image = self.images[spec.group]
+        watch = self.profile.watch
+        args = (f"soak_hb={watch.heartbeat_interval:g}", f"soak_vm={spec.name}", f"soak_boot={boot}")
+        return QemuConfig(
+            name=spec.name,
+            qemu=self.profile.run.qemu,
+            accel=self.accel.accel,
+            machine=spec.machine,
+            vcpus=spec.vcpus,
+            memory_mib=spec.memory_mib,
+            kernel=image.kernel,
+            initrd=image.initrd,
+            kernel_args=args + image.kernel_args,
+            tsc_khz=self.tsc_khz,
+            qmp_socket=qmp_socket,
+            agent_socket=agent_socket,
+        )
+
+    def soak_command(self, spec: VmSpec) -> str:
+        return shlex.join([
+            "soak", "run", str(self.options.profile_path.resolve()), "--seed", str(self.profile.run.seed),
+            "--vm", spec.name,
+        ])
+
+    async def run(self) -> Summary:
+        """Run the fleet to its deadline; always leaves a finished journal and a summary."""
+        if self.accel is None:
+            self.prepare()
+        assert self.accel is not None
+        journal = Journal(self.run_dir.journal)
+        live = LiveView(self.console)
+        tally = _Tally()
+        recorder = Recorder([tally, journal, *self.options.observers, live])
+        writer = asyncio.create_task(journal.writer(), name="journal writer")
+        live_stop = asyncio.Event()
+        shown = asyncio.create_task(live.show(live_stop), name="live view")
+        recorder.emit(self._run_started())
+        supervisor = Supervisor(self.profile, self.fleet, self.run_dir, recorder, self.make_config,
+                                self.soak_command)
+        reason = "error"
+        try:
+            result = await supervisor.run(self.profile.run.duration)
+            reason = result.reason
+        except asyncio.CancelledError:
+            reason = "signal"  # a second Ctrl-C: the runners killed their guests on the way out
+        finally:
+            live_stop.set()
+            await shown
+            recorder.emit(tally.finished(reason))
+            journal.close()
+            await writer
+        return self.finish_summary()
+
+    def _run_started(self) -> ev.RunStarted:
+        assert self.accel is not None
+        return ev.RunStarted(
+            run_id=self.run_id,
+            profile=self.profile.run.name,
+            profile_path=str(self.options.profile_path),
+            seed=self.profile.run.seed,
+            accel=self.accel.accel,
+            accel_reason=self.accel.reason,
+            version=__version__,
+            duration_s=self.profile.run.duration,
+            command=self.options.command,
+            vms=[
+                ev.VmInfo(name=s.name, group=s.group, vcpus=s.vcpus, memory_mib=s.memory_mib,
+                          machine=s.machine, image=self.images[s.group].label)
+                for s in self.fleet
+            ],
+        )
+
+    def finish_summary(self) -> Summary:
+        """Rebuild the summary from the journal (the one source of truth) and save it."""
+        contents = read_journal(self.run_dir.journal)
+        summary = summarize(contents.events)
+        summary.torn_tail, summary.skipped_records = contents.torn_tail, contents.skipped
+        write_summary_files(summary, self.run_dir.root)
+        return summary
+
+
+def write_summary_files(summary: Summary, root: Path) -> None:
+    """``summary.json`` and ``summary.txt`` next to the journal."""
+    (root / "summary.json").write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+    with open(root / "summary.txt", "w", encoding="utf-8") as f:
+        render_summary(summary, Console(file=f, width=160, color_system=None), root)
+
+
+class _Tally:
+    """Counts failures and soak problems as they happen, for the RunFinished record."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+        self.unexpected = 0
+        self.infra = 0
+
+    def observe(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Failure):
+            self.failures += 1
+            self.unexpected += not event.expected
+        elif isinstance(event, ev.InfraProblem):
+            self.infra += 1
+
+    def finished(self, reason: str) -> ev.RunFinished:
+        verdict = "failures" if self.unexpected else "infra-error" if self.infra or reason == "error" else "clean"
+        return ev.RunFinished(reason=reason, verdict=verdict, failures=self.failures, infra_problems=self.infra)

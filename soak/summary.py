@@ -1,0 +1,212 @@
+"""The summary of a run, rebuilt from its journal alone.
+
+`summarize` is pure: events in, `Summary` out. Because it needs nothing but
+the journal, `soak summary` works on a finished run, a run that is still going
+and a run whose soak was killed. Failures are grouped by (kind, title): a bug
+that fired forty times on twelve VMs is one line with its counts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from soak import events as ev
+
+VERDICT_EXIT = {"clean": 0, "failures": 1, "infra-error": 3}
+
+
+@dataclass
+class VmSummary:
+    name: str
+    group: str = ""
+    vcpus: int = 0
+    memory_mib: int = 0
+    boots: int = 0
+    failures: int = 0
+    uptime_s: float = 0.0
+    heartbeats: int = 0
+    state: str = "defined"
+    _ready_at: float | None = None
+    _boot_heartbeats: int = 0
+
+
+@dataclass
+class FailureGroup:
+    kind: str
+    title: str
+    count: int = 0
+    vms: list[str] = field(default_factory=list)
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    evidence: str = ""
+    """The first occurrence's evidence folder (the others are listed in the journal)."""
+    expected: int = 0
+    corrupted: bool = False
+
+
+@dataclass
+class Summary:
+    run_id: str = ""
+    profile: str = ""
+    seed: int | None = None
+    accel: str = ""
+    started: float | None = None
+    finished: float | None = None
+    finish_reason: str | None = None
+    """None while the run is going, or when soak died before it could finish."""
+    duration_s: float = 0.0
+    vms: dict[str, VmSummary] = field(default_factory=dict)
+    failures: list[FailureGroup] = field(default_factory=list)
+    infra_problems: list[dict[str, Any]] = field(default_factory=list)
+    faults: dict[str, int] = field(default_factory=dict)
+    torn_tail: bool = False
+    skipped_records: int = 0
+
+    @property
+    def vm_hours(self) -> float:
+        return sum(vm.uptime_s for vm in self.vms.values()) / 3600
+
+    @property
+    def unexpected_failures(self) -> int:
+        return sum(g.count - g.expected for g in self.failures)
+
+    @property
+    def verdict(self) -> str:
+        if self.unexpected_failures:
+            return "failures"
+        if self.infra_problems or (self.started is not None and self.finish_reason == "error"):
+            return "infra-error"
+        return "clean"
+
+    @property
+    def exit_code(self) -> int:
+        return VERDICT_EXIT[self.verdict]
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine-readable summary (``soak summary --json``)."""
+        return {
+            "run_id": self.run_id,
+            "profile": self.profile,
+            "seed": self.seed,
+            "accel": self.accel,
+            "started": self.started,
+            "finished": self.finished,
+            "finish_reason": self.finish_reason,
+            "complete": self.finished is not None,
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "vm_hours": round(self.vm_hours, 4),
+            "totals": {
+                "vms": len(self.vms),
+                "boots": sum(v.boots for v in self.vms.values()),
+                "heartbeats": sum(v.heartbeats for v in self.vms.values()),
+                "failures": sum(g.count for g in self.failures),
+                "unexpected_failures": self.unexpected_failures,
+                "failure_signatures": len(self.failures),
+                "infra_problems": len(self.infra_problems),
+                "faults": sum(self.faults.values()),
+            },
+            "vms": [
+                {
+                    "name": v.name,
+                    "group": v.group,
+                    "vcpus": v.vcpus,
+                    "memory_mib": v.memory_mib,
+                    "boots": v.boots,
+                    "failures": v.failures,
+                    "uptime_s": round(v.uptime_s, 3),
+                    "heartbeats": v.heartbeats,
+                    "state": v.state,
+                }
+                for v in self.vms.values()
+            ],
+            "failures": [
+                {
+                    "kind": g.kind,
+                    "title": g.title,
+                    "count": g.count,
+                    "expected": g.expected,
+                    "vms": g.vms,
+                    "first_seen": g.first_seen,
+                    "last_seen": g.last_seen,
+                    "evidence": g.evidence,
+                    "corrupted": g.corrupted,
+                }
+                for g in self.failures
+            ],
+            "faults": self.faults,
+            "infra_problems": self.infra_problems,
+            "journal": {"torn_tail": self.torn_tail, "skipped_records": self.skipped_records},
+        }
+
+
+def summarize(events: list[ev.Event], *, now: float | None = None) -> Summary:
+    """Fold a run's events into its summary; ``now`` closes the uptime of guests still up."""
+    s = Summary()
+    groups: dict[tuple[str, str], FailureGroup] = {}
+    last_t = 0.0
+    for event in events:
+        last_t = max(last_t, event.t)
+        _fold(s, groups, event)
+    end = now if now is not None else (s.finished or last_t or time.time())
+    for vm in s.vms.values():
+        if vm._ready_at is not None:  # still up when the journal ends
+            vm.uptime_s += max(0.0, end - vm._ready_at)
+            vm.heartbeats += vm._boot_heartbeats
+            vm._ready_at = None
+    s.failures = sorted(groups.values(), key=lambda g: (-(g.count - g.expected), g.first_seen))
+    if s.started is not None:
+        s.duration_s = (s.finished or end) - s.started
+    return s
+
+
+def _fold(s: Summary, groups: dict[tuple[str, str], FailureGroup], event: ev.Event) -> None:
+    if isinstance(event, ev.RunStarted):
+        s.run_id, s.profile, s.seed, s.accel = event.run_id, event.profile, event.seed, event.accel
+        s.started = event.t
+        for info in event.vms:
+            s.vms[info.name] = VmSummary(info.name, info.group, info.vcpus, info.memory_mib)
+    elif isinstance(event, ev.RunFinished):
+        s.finished, s.finish_reason = event.t, event.reason
+    elif isinstance(event, ev.VmEvent):
+        vm = s.vms.setdefault(event.vm, VmSummary(event.vm))
+        _fold_vm(s, groups, vm, event)
+    elif isinstance(event, ev.InfraProblem):
+        s.infra_problems.append({"vm": event.vm, "problem": event.problem, "message": event.message, "t": event.t})
+
+
+def _fold_vm(s: Summary, groups: dict[tuple[str, str], FailureGroup], vm: VmSummary, event: ev.VmEvent) -> None:
+    if isinstance(event, ev.VmStarting):
+        vm.boots += 1
+        vm.state = "booting"
+        vm._boot_heartbeats = 0
+    elif isinstance(event, ev.VmReady):
+        vm._ready_at = event.t
+        vm.state = "running"
+    elif isinstance(event, ev.Heartbeat):
+        vm._boot_heartbeats = max(vm._boot_heartbeats, event.seq)
+    elif isinstance(event, ev.VmStopped):
+        vm.uptime_s += event.uptime_s
+        vm.heartbeats += event.heartbeats
+        vm._ready_at = None
+        vm._boot_heartbeats = 0
+        vm.state = "stopped" if event.reason in ("deadline", "signal") else "down"
+    elif isinstance(event, ev.VmRetired):
+        vm.state = "retired"
+    elif isinstance(event, ev.FaultInjected):
+        s.faults[event.fault] = s.faults.get(event.fault, 0) + 1
+    elif isinstance(event, ev.Failure):
+        vm.failures += 1
+        key = (event.kind.value, event.title)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = FailureGroup(event.kind.value, event.title, first_seen=event.t,
+                                               evidence=event.evidence)
+        group.count += 1
+        group.expected += int(event.expected)
+        group.corrupted = group.corrupted or event.corrupted
+        group.last_seen = event.t
+        if event.vm not in group.vms:
+            group.vms.append(event.vm)

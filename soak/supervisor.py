@@ -1,0 +1,104 @@
+"""The supervisor: the whole fleet under one task group, one deadline, one stop.
+
+Every VM gets a `GuestRunner` in the task group. Boots share a semaphore so a
+small host is never hit by a boot storm. The run ends at its deadline or at
+the first SIGINT/SIGTERM: every runner then stops its guest in order (agent
+poweroff, QMP quit, SIGKILL). A second signal stops at once: runners are
+cancelled and kill their QEMU in their ``finally``. If soak itself dies, the
+kernel kills every QEMU (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import signal
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from soak.guest import GuestRunner, GuestSetup
+from soak.profile import Profile, VmSpec
+from soak.recorder import Recorder
+from soak.rundir import RunDir
+from soak.vm.argv import QemuConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SupervisorResult:
+    reason: str
+    """``deadline`` or ``signal``."""
+
+
+class Supervisor:
+    """Runs a fleet for a duration; `run` returns when every QEMU is gone."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        fleet: list[VmSpec],
+        run_dir: RunDir,
+        recorder: Recorder,
+        make_config: Callable[[VmSpec, int, Path, Path], QemuConfig],
+        soak_command: Callable[[VmSpec], str],
+    ) -> None:
+        self.profile = profile
+        self.fleet = fleet
+        self.run_dir = run_dir
+        self.recorder = recorder
+        self.make_config = make_config
+        self.soak_command = soak_command
+        self.stop = asyncio.Event()
+        self.reason = "deadline"
+        self.runners: list[GuestRunner] = []
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stop.is_set():
+            self.reason = reason
+            self.stop.set()
+
+    async def run(self, duration_s: float) -> SupervisorResult:
+        loop = asyncio.get_running_loop()
+        socket_dir = Path(tempfile.mkdtemp(prefix="soak-"))  # unix socket paths must stay short
+        deadline = loop.call_later(duration_s, self.request_stop, "deadline")
+        main = asyncio.current_task()
+        signals_seen = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal signals_seen
+            signals_seen += 1
+            if signals_seen == 1:
+                log.warning("%s: stopping all guests (again to kill them now)", signal.Signals(signum).name)
+                self.request_stop("signal")
+            elif main is not None:
+                main.cancel()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        setup = GuestSetup(
+            profile=self.profile,
+            run_dir=self.run_dir,
+            socket_dir=socket_dir,
+            recorder=self.recorder,
+            make_config=self.make_config,
+            boot_slots=asyncio.Semaphore(self.profile.run.max_parallel_boots),
+            stop=self.stop,
+            soak_command=self.soak_command,
+        )
+        self.runners = [GuestRunner(spec, setup) for spec in self.fleet]
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for runner in self.runners:
+                    tg.create_task(runner.run(), name=f"vm {runner.spec.name}")
+        finally:
+            deadline.cancel()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(signum)
+            shutil.rmtree(socket_dir, ignore_errors=True)
+        return SupervisorResult(self.reason)
