@@ -1,0 +1,65 @@
+"""`soak image build|info`: build the default guest image now, or show what is cached."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from soak.image import cache_root, ensure_default_image
+from soak.image.cache import ImageCache
+
+_cache_dir = click.option(
+    "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Cache root (default: $SOAK_CACHE_DIR, else $XDG_CACHE_HOME/soak or ~/.cache/soak).",
+)
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+@click.group()
+def image() -> None:
+    """The default guest image: Debian's cloud kernel, busybox, stress-ng and soak's agent."""
+
+
+@image.command()
+@click.option("--force", is_flag=True, help="Rebuild even if an image with the same inputs is cached.")
+@_cache_dir
+def build(force: bool, cache_dir: Path | None) -> None:
+    """Build the default guest image (or find it in the cache) and print where it is."""
+    console = Console(highlight=False)
+    started = time.monotonic()
+    result = ensure_default_image(cache_dir, force=force, progress=lambda m: console.print(f"  {escape(m)}"))
+    console.print(f"image   {result.key} ({time.monotonic() - started:.1f} s)")
+    console.print(f"kernel  {result.kernel} ({_mib(result.kernel.stat().st_size)}, {result.kernel_release})")
+    console.print(f"initrd  {result.initrd} ({_mib(result.initrd.stat().st_size)})")
+    console.print(f"features {', '.join(sorted(result.features))}")
+    for note in result.notes:
+        console.print(f"[yellow]note[/]: {escape(note)}")
+
+
+@image.command()
+@_cache_dir
+def info(cache_dir: Path | None) -> None:
+    """List the cached images, newest first (nothing is built or downloaded)."""
+    console = Console(highlight=False)
+    root = cache_root(cache_dir)
+    cache = ImageCache(root)
+    images = cache.list()
+    if not images:
+        console.print(f"no image cached in {root}: `soak image build` or the first `soak run` builds one")
+        return
+    for img, meta in images:
+        built = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(meta.get("built_at", 0))))
+        console.print(f"{img.key}  {img.kernel_release}  initrd {_mib(img.initrd.stat().st_size)}  "
+                      f"built {built}  features {','.join(sorted(img.features))}", soft_wrap=True)
+    debs = sum(f.stat().st_size for f in cache.debs.glob("*.deb")) if cache.debs.is_dir() else 0
+    console.print(f"cache {root}: newest image in {images[0][0].kernel.parent}; "
+                  f"downloaded packages {_mib(debs)}", soft_wrap=True)
+    for note in images[0][0].notes:
+        console.print(f"[yellow]note[/]: {escape(note)}")

@@ -1,0 +1,162 @@
+"""Where built images live, how they are keyed, and how builds stay atomic.
+
+Layout under the cache root (``SOAK_CACHE_DIR``, else ``$XDG_CACHE_HOME/soak``,
+else ``~/.cache/soak``)::
+
+    lock                  flock(2) held by the one process that builds
+    debs/                 downloaded .deb files, shared by builds
+    images/<key>/         vmlinuz, initrd.img, manifest.json: complete or absent
+    images/.tmp-*/        a build in progress (or a crashed one, removed by the next)
+    closure.json          which library packages the last build needed
+
+An image appears under its key only by ``rename(2)`` of a finished directory,
+so a crash or a concurrent reader never sees half an image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from soak.errors import ImageError
+from soak.image.model import MANIFEST, GuestImage, load_manifest
+
+LOCK_TIMEOUT = 1800.0
+LOCK_POLL = 0.25
+KEEP_IMAGES = 3
+
+Listing = list[tuple[GuestImage, dict[str, Any]]]
+"""Cached images with their manifests."""
+Names = list[str]
+
+
+def cache_root(explicit: Path | None = None) -> Path:
+    """The cache root: the argument, ``SOAK_CACHE_DIR``, ``$XDG_CACHE_HOME/soak`` or ``~/.cache/soak``."""
+    if explicit is not None:
+        return explicit
+    if env := os.environ.get("SOAK_CACHE_DIR"):
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "soak"
+
+
+def image_key(inputs: Mapping[str, Any]) -> str:
+    """A short stable hash of everything an image is built from."""
+    canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+class ImageCache:
+    """The on-disk cache of built images under one root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.images = root / "images"
+        self.debs = root / "debs"
+
+    def get(self, key: str) -> GuestImage | None:
+        """The complete image stored under ``key``, if any."""
+        d = self.images / key
+        if not (d / MANIFEST).is_file():
+            return None
+        try:
+            return load_manifest(d)[0]
+        except ImageError:
+            return None
+
+    def list(self) -> Listing:
+        """Every complete image with its manifest, newest first."""
+        found: Listing = []
+        if self.images.is_dir():
+            for d in self.images.iterdir():
+                if not d.name.startswith(".") and (d / MANIFEST).is_file():
+                    with contextlib.suppress(ImageError):
+                        found.append(load_manifest(d))
+        return sorted(found, key=lambda im: float(im[1].get("built_at", 0)), reverse=True)
+
+    def read_closure(self) -> Names:
+        try:
+            names = json.loads((self.root / "closure.json").read_text())
+        except (OSError, ValueError):
+            return []
+        return [str(n) for n in names] if isinstance(names, list) else []
+
+    def write_closure(self, names: Names) -> None:
+        tmp = self.root / "closure.json.tmp"
+        tmp.write_text(json.dumps(sorted(names)))
+        os.replace(tmp, self.root / "closure.json")
+
+    @contextlib.contextmanager
+    def lock(self, progress: Callable[[str], None], timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+        """Hold the build lock; waits (with a deadline) for another soak's build.
+
+        flock has no timeout of its own, so a non-blocking try is repeated: a
+        build takes a minute, a few polls a second cost nothing.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            deadline = time.monotonic() + timeout
+            told = False
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not told:
+                        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                        progress(f"waiting for another soak (pid {holder}) to finish building the image")
+                        told = True
+                    if time.monotonic() > deadline:
+                        raise ImageError(
+                            f"another process held {self.root / 'lock'} for {timeout:.0f} s; "
+                            "if no soak is building, delete that file"
+                        ) from None
+                    time.sleep(LOCK_POLL)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            self._remove_stale_builds()
+            yield
+        finally:
+            os.close(fd)  # also releases the lock
+
+    def _remove_stale_builds(self) -> None:
+        """Remove what crashed builds left; only called with the lock held."""
+        if self.images.is_dir():
+            for d in self.images.glob(".tmp-*"):
+                shutil.rmtree(d, ignore_errors=True)
+
+    def new_build_dir(self) -> Path:
+        self.images.mkdir(parents=True, exist_ok=True)
+        d = self.images / f".tmp-{os.getpid()}-{time.monotonic_ns()}"
+        d.mkdir()
+        return d
+
+    def publish(self, built: Path, key: str) -> GuestImage:
+        """Move a finished image directory under its key, atomically."""
+        final = self.images / key
+        if final.exists():  # a forced rebuild replaces the old one
+            trash = self.images / f".tmp-old-{key}-{time.monotonic_ns()}"
+            os.rename(final, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        os.rename(built, final)
+        return load_manifest(final)[0]
+
+    def prune(self, keep: int = KEEP_IMAGES) -> None:
+        """Keep the newest ``keep`` images and only the .debs they were built from."""
+        images = self.list()
+        for image, _ in images[keep:]:
+            shutil.rmtree(image.kernel.parent, ignore_errors=True)
+        wanted = {f for _, meta in images[:keep] for f in meta.get("debs", ())}
+        if self.debs.is_dir():
+            for deb in self.debs.glob("*.deb"):
+                if deb.name not in wanted:
+                    deb.unlink(missing_ok=True)

@@ -1,0 +1,192 @@
+#!/bin/sh
+# soak guest /init and agent (busybox sh). The wire protocol is documented in
+# soak/vm/agent.py; keep the two in step and bump PROTO on incompatible changes.
+#
+# As PID 1 it mounts what the guest needs, loads the modules listed in
+# /lib/soak/modules.order, applies soak_* kernel parameters, then hands PID 1 to
+# busybox init, which respawns "/init agent" and reaps orphans for days of
+# commands. The agent talks to the host on /dev/ttyS1 (raw); ttyS0 stays the
+# kernel's console and only gets one "soak-agent: ready" line per agent start.
+#
+# Kernel parameters (unknown k=v without dots reach init's environment):
+#   soak_hb=SECS        heartbeat interval, fractional allowed (default 1)
+#   soak_hung=SECS      kernel.hung_task_timeout_secs
+#   soak_sysctl=a.b=v,c.d=w   any sysctls, comma separated
+
+PROTO=1
+RUN=/run/soak
+DEV=/dev/ttyS1
+MAXOUT=65536
+
+say() { echo "soak-agent: $*" >/dev/console; }
+note() { echo "$*" >>$RUN/boot.log; say "$*"; }
+
+boot() {
+	/bin/busybox mount -t proc proc /proc
+	mount -t sysfs sysfs /sys
+	mount -t devtmpfs devtmpfs /dev
+	mkdir -p /dev/pts /dev/shm
+	mount -t devpts devpts /dev/pts
+	mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+	mount -t tmpfs -o mode=1777 tmpfs /tmp
+	mount -t tmpfs -o mode=755 tmpfs /run
+	mkdir -p $RUN/jobs
+	: >$RUN/boot.log
+	if [ -f /lib/soak/modules.order ]; then
+		while read -r m; do
+			insmod /lib/soak/modules/$m.ko || note "insmod $m failed"
+		done </lib/soak/modules.order
+	fi
+	case "$soak_hung" in
+	'' | *[!0-9]*) ;;
+	*) echo "$soak_hung" >/proc/sys/kernel/hung_task_timeout_secs || note "soak_hung=$soak_hung failed" ;;
+	esac
+	old_ifs=$IFS
+	IFS=,
+	for kv in $soak_sysctl; do
+		key=${kv%%=*}
+		f=/proc/sys/$(echo "$key" | tr . /)
+		echo "${kv#*=}" >"$f" || note "sysctl $kv failed"
+	done
+	IFS=$old_ifs
+	hb=1
+	case "$soak_hb" in
+	'' | *[!0-9.]* | *.*.* | .) ;;
+	*) hb=$soak_hb ;;
+	esac
+	echo "hb=$hb" >$RUN/params
+	echo "::respawn:/init agent" >/etc/inittab
+	exec /bin/busybox init
+}
+
+send() { echo "$*" >&3; }
+
+hello() {
+	read -r rel </proc/sys/kernel/osrelease
+	read -r bootid </proc/sys/kernel/random/boot_id
+	read -r k mt rest </proc/meminfo
+	send "HELLO $PROTO release=$rel nproc=$(nproc) memtotal=$mt boot=$bootid image=$key features=$features hb=$hb"
+}
+
+heartbeat() {
+	seq=0
+	while kill -0 "$1" 2>/dev/null; do
+		seq=$((seq + 1))
+		read -r up idle </proc/uptime
+		read -r l1 l5 l15 rest </proc/loadavg
+		while read -r k v rest; do
+			case $k in
+			MemFree:) mf=$v ;;
+			MemAvailable:) ma=$v && break ;;
+			esac
+		done </proc/meminfo
+		send "HB $seq up=$up load1=$l1 memfree=$mf memavail=$ma"
+		sleep "$hb"
+	done
+}
+
+# Forward lines from stdin as "OUT id line".
+forward() {
+	while IFS= read -r l || [ -n "$l" ]; do
+		send "OUT $1 $l"
+		l=
+	done
+}
+
+do_run() { # id "secs cmd"
+	secs=${2%% *}
+	case "$secs" in '' | *[!0-9]*) send "ERR $1 usage: run SECS CMD" && return ;; esac
+	out=$(mktemp $RUN/run.XXXXXX)
+	timeout -s KILL "$secs" sh -c "${2#* }" </dev/null >"$out" 2>&1 3>&-
+	rc=$?
+	head -c $MAXOUT "$out" | forward "$1"
+	more=
+	[ "$(wc -c <"$out")" -gt $MAXOUT ] && more=" truncated=1"
+	rm -f "$out"
+	send "EXIT $1 $rc$more"
+}
+
+do_start() { # id cmd
+	dir=$RUN/jobs/$1
+	mkdir "$dir" 2>/dev/null || { send "ERR $1 job $1 exists" && return; }
+	send "ACK $1"
+	# setsid makes the job a process group that stop can signal as a whole. It
+	# never forks here: without job control our children are no group leaders.
+	{
+		setsid sh -c 'echo $$ >"$1/pid"; exec sh -c "$2"' job "$dir" "${2}" </dev/null 2>&1 3>&-
+		echo $? >"$dir/rc"
+	} | forward "$1"
+	read -r rc <"$dir/rc"
+	rm -rf "$dir"
+	send "EXIT $1 $rc"
+}
+
+do_stop() { # id job
+	dir=$RUN/jobs/$2
+	n=0
+	while [ -d "$dir" ] && [ ! -s "$dir/pid" ] && [ $n -lt 20 ]; do sleep 0.1 && n=$((n + 1)); done
+	read -r pg <"$dir/pid" 2>/dev/null || { send "ERR $1 no job $2" && return; }
+	kill -s TERM -"$pg"
+	send "ACK $1"
+	sleep 5
+	kill -s KILL -"$pg" 2>/dev/null
+}
+
+do_sysrq() { # id char
+	case "$2" in
+	[0-9a-zA-Z]) ;;
+	*) send "ERR $1 usage: sysrq CHAR" && return ;;
+	esac
+	send "ACK $1"
+	sleep 0.2 # let the ACK leave the UART before a crash stops everything
+	echo "$2" >/proc/sysrq-trigger
+}
+
+do_poweroff() {
+	send "ACK $1"
+	sleep 0.2
+	poweroff
+}
+
+dispatch() { # id verb args
+	case "$2" in
+	run) do_run "$1" "$3" ;;
+	start) do_start "$1" "$3" ;;
+	stop) do_stop "$1" "$3" ;;
+	sysrq) do_sysrq "$1" "$3" ;;
+	poweroff) do_poweroff "$1" ;;
+	hello) hello && send "ACK $1" ;;
+	*) send "ERR $1 unknown command ${2:-(none)}" ;;
+	esac
+}
+
+agent() {
+	. $RUN/params
+	key=unknown features=
+	[ -f /etc/soak/image ] && . /etc/soak/image
+	cd /tmp || exit 1
+	echo -1000 >/proc/self/oom_score_adj
+	stty -F $DEV raw -echo -icrnl -opost 115200 || say "stty $DEV failed"
+	exec 3<>$DEV </dev/null
+	hello
+	while read -r line; do send "LOG $line"; done <$RUN/boot.log
+	say "ready proto=$PROTO image=$key"
+	heartbeat $$ &
+	while :; do
+		while read -r id verb args <&3; do
+			case "$id" in '' | *[!0-9]*) continue ;; esac
+			# Run each command as an orphan of busybox init, which reaps it; the
+			# reader goes straight back to the channel and has no job table to grow.
+			(
+				echo 0 >/proc/self/oom_score_adj
+				dispatch "$id" "$verb" "$args" &
+			)
+		done
+		sleep 1 # the channel failed: try again rather than exit
+	done
+}
+
+case "$1" in
+agent) agent ;;
+*) [ $$ = 1 ] && boot ;;
+esac

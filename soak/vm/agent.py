@@ -1,0 +1,457 @@
+"""Host side of the guest agent channel: typed events in, commands out.
+
+The agent is soak's ``/init`` (``soak/image/guest/init.sh``). It talks on the
+guest's ttyS1, a QEMU ``isa-serial`` bound to a unix socket, so the kernel
+console (ttyS0) stays whole and separate.
+
+Protocol, version 1. UTF-8 text lines ending in ``\\n``; fields are separated
+by one space; ``k=v`` fields may come in any order and unknown keys are ignored,
+so a guest may add fields without a version bump.
+
+Guest to host::
+
+    HELLO <proto> release=R nproc=N memtotal=KIB boot=UUID image=KEY features=a,b hb=SECS
+        at every agent start (boot, or agent respawn: then ``boot`` is unchanged)
+        and in answer to ``hello``
+    HB <seq> up=SECS load1=L memfree=KIB memavail=KIB
+        every ``soak_hb`` seconds; seq starts at 1 with each HELLO
+    OUT <id> <text>   a line of output of command or job <id> (text may be empty)
+    EXIT <id> <rc> [truncated=1]
+                      command or job <id> ended (rc 128+N: killed by signal N);
+                      truncated=1: a run's output was longer than the 64 KiB sent
+    ACK <id>          command <id> was accepted (start, stop, sysrq, poweroff, hello)
+    ERR <id> <text>   command <id> was refused; nothing else follows for it
+    LOG <text>        something the agent wants on record (e.g. a module that failed to load)
+
+Host to guest: ``<id> <verb> [args]`` with a positive integer id chosen by the host::
+
+    <id> run <secs> <shell command>   run, kill at <secs>; OUT lines (first 64 KiB) then EXIT
+    <id> start <shell command>        ACK, then OUT lines as they come, then EXIT: a job named <id>
+    <id> stop <job>                   SIGTERM to the job's process group (SIGKILL 5 s later); ACK
+    <id> sysrq <char>                 ACK, then write <char> to /proc/sysrq-trigger
+    <id> poweroff                     ACK, then power the guest off
+    <id> hello                        HELLO again, then ACK
+
+Writes from the guest while no host is connected are dropped by QEMU, so a
+client that connects late asks for ``hello``. Every command runs in its own
+guest process: the heartbeat never waits for one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import logging
+import math
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from soak.errors import AgentError
+
+PROTO = 1
+CONNECT_RETRY_S = 0.05
+MAX_LINE = 64 * 1024
+"""Longer guest lines are dropped (reported as `Garbled`)."""
+RUN_GRACE_S = 5.0
+"""How much longer than a command's own timeout the host waits for its EXIT."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEvent:
+    """Something the guest said; ``t`` is the host's ``time.monotonic()`` at receipt."""
+
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(AgentEvent):
+    proto: int
+    kernel_release: str
+    nproc: int
+    mem_total_kib: int
+    boot_id: str
+    """New on every guest boot; the same value in a later HELLO means only the agent restarted."""
+    image: str
+    features: frozenset[str]
+    heartbeat_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat(AgentEvent):
+    seq: int
+    uptime_s: float
+    load1: float
+    mem_free_kib: int
+    mem_available_kib: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutput(AgentEvent):
+    job: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobExit(AgentEvent):
+    job: int
+    rc: int
+    truncated: bool = False
+    """The guest sent only the first 64 KiB of a `run`'s output."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLog(AgentEvent):
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Garbled(AgentEvent):
+    """A line that is not protocol: guest noise, or a line cut by a reboot."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventsDropped(AgentEvent):
+    """``count`` events were dropped because the consumer fell behind."""
+
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected(AgentEvent):
+    """The channel closed (QEMU exited, or `close`); always the last event."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    id: int
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class Err:
+    id: int
+    message: str
+    t: float
+
+
+Message = AgentEvent | Ack | Err
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    rc: int
+    output: str
+    truncated: bool = False
+    """The guest or the host cut the output at its bound."""
+    timed_out: bool = False
+    """The guest killed the command at its timeout (rc is then 137)."""
+
+
+def _fields(tokens: list[str]) -> dict[str, str]:
+    return dict(tok.split("=", 1) for tok in tokens if "=" in tok)
+
+
+def parse_line(line: str, t: float) -> Message:
+    """One guest line as a typed message; anything unexpected becomes `Garbled`, never an error."""
+    verb, _, rest = line.partition(" ")
+    try:
+        if verb == "HB":
+            seq, *kv = rest.split(" ")
+            f = _fields(kv)
+            return Heartbeat(t, int(seq), float(f["up"]), float(f["load1"]),
+                             int(f["memfree"]), int(f["memavail"]))
+        if verb == "OUT":
+            ident, _, text = rest.partition(" ")
+            return JobOutput(t, int(ident), text)
+        if verb == "EXIT":
+            ident, rc, *kv = rest.split(" ")
+            return JobExit(t, int(ident), int(rc), _fields(kv).get("truncated") == "1")
+        if verb == "ACK":
+            return Ack(int(rest.split(" ")[0]), t)
+        if verb == "ERR":
+            ident, _, text = rest.partition(" ")
+            return Err(int(ident), text, t)
+        if verb == "LOG":
+            return AgentLog(t, rest)
+        if verb == "HELLO":
+            proto, *kv = rest.split(" ")
+            f = _fields(kv)
+            return Hello(
+                t, int(proto), f.get("release", ""), int(f.get("nproc", 0)),
+                int(f.get("memtotal", 0)), f.get("boot", ""), f.get("image", ""),
+                frozenset(filter(None, f.get("features", "").split(","))), float(f.get("hb", 0)),
+            )
+    except (ValueError, KeyError):
+        pass
+    return Garbled(t, line)
+
+
+def format_command(ident: int, verb: str, args: str = "") -> bytes:
+    """A host command line. :raise ValueError: ``args`` spans lines (it would be two commands)."""
+    if "\n" in args or "\r" in args:
+        raise ValueError(f"agent command arguments must be one line: {args!r}")
+    return f"{ident} {verb} {args}".rstrip(" ").encode() + b"\n"
+
+
+@dataclass(slots=True)
+class _Pending:
+    future: asyncio.Future[Message]
+    collect: bool
+    """A `run`: OUT lines are its output, not job events."""
+    output: list[str]
+    size: int = 0
+    truncated: bool = False
+
+
+class AgentClient:
+    """One connection to one guest's agent socket.
+
+    Events are read by a background task into a bounded buffer: when the
+    consumer of `events` falls behind, the oldest are dropped and an
+    `EventsDropped` tells how many. Replies to commands never go through it.
+    """
+
+    def __init__(self, socket_path: Path | str, *, name: str, max_events: int = 1024,
+                 max_output: int = 64 * 1024) -> None:
+        self.socket_path = Path(socket_path)
+        self.name = name
+        self.max_output = max_output
+        self.log = logging.getLogger(__name__).getChild(name)
+        self.hello: Hello | None = None
+        """The latest HELLO."""
+        self._events: collections.deque[AgentEvent] = collections.deque(maxlen=max_events)
+        self._dropped = 0
+        self._wakeup = asyncio.Event()
+        self._hello_seen = asyncio.Event()
+        self._pending: dict[int, _Pending] = {}
+        self._ids = itertools.count(1)
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed: str | None = None
+        """Why the channel is closed, once it is."""
+
+    # ------------------------------------------------------------ connection
+
+    async def connect(self, timeout: float) -> None:
+        """Connect, retrying every 50 ms while QEMU has not created the socket yet.
+
+        :raise AgentError: no connection within ``timeout`` seconds.
+        """
+        if self._task is not None:
+            raise AgentError(f"{self.name}: agent client already connected")
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AgentError(f"{self.name}: cannot connect to {self.socket_path} within "
+                                 f"{timeout:.1f} s: {last}") from last
+            try:
+                async with asyncio.timeout(remaining):
+                    self._reader, self._writer = await asyncio.open_unix_connection(
+                        self.socket_path, limit=MAX_LINE)
+                break
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                last = exc
+                await asyncio.sleep(min(CONNECT_RETRY_S, max(0.0, deadline - time.monotonic())))
+            except TimeoutError as exc:
+                last = exc
+            except OSError as exc:
+                raise AgentError(f"{self.name}: cannot connect to {self.socket_path}: {exc}") from exc
+        self._task = asyncio.create_task(self._read_loop(), name=f"agent-{self.name}")
+
+    async def close(self) -> None:
+        """Stop reading and close the socket; idempotent. Pending commands fail with AgentError."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+        self._finish("closed by the host")
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError, TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await writer.wait_closed()
+
+    # ---------------------------------------------------------------- events
+
+    async def events(self) -> AsyncIterator[AgentEvent]:
+        """Events in arrival order until `Disconnected` (one consumer at a time)."""
+        while True:
+            if self._dropped:
+                count, self._dropped = self._dropped, 0
+                yield EventsDropped(time.monotonic(), count)
+            if self._events:
+                event = self._events.popleft()
+                yield event
+                if isinstance(event, Disconnected):
+                    return
+                continue
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    async def wait_hello(self, timeout: float) -> Hello:
+        """The latest HELLO, waiting for the first one. :raise AgentError: none in time."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._hello_seen.wait()
+        except TimeoutError as exc:
+            raise AgentError(f"{self.name}: no HELLO from the agent within {timeout:.1f} s") from exc
+        assert self.hello is not None
+        return self.hello
+
+    def _emit(self, event: AgentEvent) -> None:
+        if len(self._events) == self._events.maxlen:
+            self._dropped += 1
+        self._events.append(event)
+        self._wakeup.set()
+
+    async def _read_loop(self) -> None:
+        assert self._reader is not None
+        reason = "the agent socket closed (QEMU exited?)"
+        skip = False
+        try:
+            while True:
+                try:
+                    raw = await self._reader.readuntil(b"\n")
+                except asyncio.LimitOverrunError as exc:
+                    await self._reader.readexactly(exc.consumed)
+                    if not skip:
+                        self._emit(Garbled(time.monotonic(), f"<line over {MAX_LINE} bytes dropped>"))
+                    skip = True
+                    continue
+                if skip:  # the tail of an over-long line
+                    skip = False
+                    continue
+                self._dispatch(parse_line(raw.decode("utf-8", "replace").rstrip("\r\n"), time.monotonic()))
+        except asyncio.IncompleteReadError:
+            pass
+        except OSError as exc:
+            reason = f"agent socket error: {exc}"
+        except asyncio.CancelledError:
+            reason = "closed by the host"
+            raise
+        except Exception as exc:  # a bug here must not leave consumers waiting forever
+            self.log.exception("agent reader failed")
+            reason = f"agent reader failed: {exc!r}"
+        finally:
+            self._finish(reason)
+
+    def _finish(self, reason: str) -> None:
+        if self._closed is not None:
+            return
+        self._closed = reason
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(AgentError(f"{self.name}: {reason}"))
+        self._emit(Disconnected(time.monotonic(), reason))
+
+    def _dispatch(self, msg: Message) -> None:
+        if isinstance(msg, Ack | Err):
+            ident: int | None = msg.id
+        elif isinstance(msg, JobOutput | JobExit):
+            ident = msg.job
+        else:
+            ident = None
+        pending = None if ident is None else self._pending.get(ident)
+        if pending is not None and not pending.future.done():
+            if isinstance(msg, JobOutput) and pending.collect:
+                self._collect(pending, msg.text)
+                return
+            if isinstance(msg, Ack | Err) or (isinstance(msg, JobExit) and pending.collect):
+                pending.future.set_result(msg)
+                return
+        if isinstance(msg, Ack | Err):
+            self.log.debug("late or unknown reply %s", msg)
+            return
+        if isinstance(msg, Hello):
+            self.hello = msg
+            self._hello_seen.set()
+            if msg.proto != PROTO:
+                self.log.warning("agent speaks protocol %d, soak %d", msg.proto, PROTO)
+        self._emit(msg)
+
+    def _collect(self, pending: _Pending, text: str) -> None:
+        size = len(text) + 1
+        if pending.truncated or pending.size + size > self.max_output:
+            pending.truncated = True
+            return
+        pending.size += size
+        pending.output.append(text)
+
+    # -------------------------------------------------------------- commands
+
+    async def _request(self, verb: str, args: str, timeout: float, *, collect: bool = False) -> tuple[Message, _Pending]:
+        if self._writer is None or self._closed is not None:
+            raise AgentError(f"{self.name}: agent channel is not open ({self._closed or 'not connected'})")
+        ident = next(self._ids)
+        line = format_command(ident, verb, args)
+        pending = _Pending(asyncio.get_running_loop().create_future(), collect, [])
+        self._pending[ident] = pending
+        try:
+            async with asyncio.timeout(timeout):
+                self._writer.write(line)
+                await self._writer.drain()
+                reply = await pending.future
+        except TimeoutError as exc:
+            raise AgentError(f"{self.name}: no answer to `{verb}` within {timeout:.1f} s") from exc
+        except OSError as exc:
+            raise AgentError(f"{self.name}: cannot send `{verb}`: {exc}") from exc
+        finally:
+            del self._pending[ident]
+        if isinstance(reply, Err):
+            raise AgentError(f"{self.name}: agent refused `{verb} {args}`: {reply.message}")
+        return reply, pending
+
+    async def run(self, cmd: str, timeout: float) -> CommandResult:
+        """Run a shell command in the guest; the guest kills it after ``timeout`` seconds.
+
+        :raise AgentError: the channel failed or the agent did not answer in time.
+        """
+        secs = max(1, math.ceil(timeout))
+        started = time.monotonic()
+        reply, pending = await self._request("run", f"{secs} {cmd}", secs + RUN_GRACE_S, collect=True)
+        assert isinstance(reply, JobExit)
+        timed_out = reply.rc == 137 and time.monotonic() - started >= secs
+        output = "".join(f"{line}\n" for line in pending.output)
+        return CommandResult(reply.rc, output, pending.truncated or reply.truncated, timed_out)
+
+    async def start_job(self, cmd: str, timeout: float = 10.0) -> int:
+        """Start a background job; its output arrives as `JobOutput`/`JobExit` events. Returns its id."""
+        reply, _ = await self._request("start", cmd, timeout)
+        return reply.id if isinstance(reply, Ack) else 0
+
+    async def stop_job(self, job: int, timeout: float = 10.0) -> None:
+        """SIGTERM the job's processes (SIGKILL 5 s later); its `JobExit` follows as an event."""
+        await self._request("stop", str(job), timeout)
+
+    async def sysrq(self, ch: str, timeout: float = 10.0) -> None:
+        """Trigger magic SysRq ``ch`` (``c`` crashes the guest) once the agent has acknowledged."""
+        if len(ch) != 1 or not ch.isalnum():
+            raise ValueError(f"sysrq takes one letter or digit, not {ch!r}")
+        await self._request("sysrq", ch, timeout)
+
+    async def poweroff(self, timeout: float = 10.0) -> None:
+        """Ask the guest to power off; returns on the agent's ACK, before QEMU exits."""
+        await self._request("poweroff", "", timeout)
+
+    async def request_hello(self, timeout: float = 10.0) -> Hello:
+        """Ask the agent to repeat its HELLO (for a client that connected late)."""
+        await self._request("hello", "", timeout)
+        assert self.hello is not None
+        return self.hello
