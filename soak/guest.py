@@ -47,7 +47,7 @@ from soak.profile import Profile, VmSpec
 from soak.recorder import Recorder
 from soak.rundir import RunDir, write_evidence
 from soak.vm import evidence
-from soak.vm.agent import AgentClient, Heartbeat, Hello
+from soak.vm.agent import AgentClient, AgentLog, Heartbeat, Hello
 from soak.vm.argv import QemuConfig, build_argv, shell_command
 from soak.vm.console import ConsoleLog, ConsoleReader, read_tail
 from soak.vm.process import QemuProcess, describe_exit
@@ -93,6 +93,8 @@ class _Boot:
     triage_timer: asyncio.TimerHandle | None = None
     console_done: asyncio.Event = field(default_factory=asyncio.Event)
     slot: _BootSlot | None = None
+    boot_id: str | None = None
+    """The guest's own boot id from its HELLO: a new one means the guest rebooted."""
 
 
 class _BootSlot:
@@ -382,14 +384,27 @@ class GuestRunner:
             if isinstance(message, Hello):
                 self._on_hello(boot, message)
             elif isinstance(message, Heartbeat):
+                if boot.ready_at is None and boot.boot_id is None:
+                    # connected after the guest's HELLO (it was dropped): ask again
+                    boot.boot_id = ""
+                    self._spawn(self._ask_hello(agent))
                 self._on_heartbeat(boot, message)
+            elif isinstance(message, AgentLog):
+                self.log.info("agent: %s", message.text)
+
+    async def _ask_hello(self, agent: AgentClient) -> None:
+        with contextlib.suppress(AgentError):
+            await agent.request_hello(timeout=self.watch.qmp_timeout)
 
     def _on_hello(self, boot: _Boot, hello: Hello) -> None:
         now = time.monotonic()
         if boot.ready_at is not None:
-            if boot.failed is None and boot.stopping is None:  # the guest rebooted under us
-                self._spawn(self._fail(boot, Verdict(Kind.GUEST_RESET, "guest reset itself"), "agent"))
+            rebooted = hello.boot_id != boot.boot_id
+            if rebooted and boot.failed is None and boot.stopping is None:  # the guest rebooted under us
+                self._spawn(self._fail(boot, Verdict(Kind.GUEST_RESET, "guest reset itself"), "agent",
+                                       console_explains=True))
             return
+        boot.boot_id = hello.boot_id
         boot.ready_at = now
         boot.last_heartbeat = now
         if boot.slot is not None:

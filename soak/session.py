@@ -26,13 +26,13 @@ from soak import __version__
 from soak import events as ev
 from soak.accel import AccelChoice, choose_accel, qemu_version
 from soak.errors import UsageError
-from soak.journal import Journal, read_journal
+from soak.journal import Journal
 from soak.live import LiveView
 from soak.profile import Profile, VmSpec, expand_fleet
 from soak.recorder import Observer, Recorder
 from soak.render import render_summary
 from soak.rundir import RunDir
-from soak.summary import Summary, summarize
+from soak.summary import Summary, load_summary
 from soak.supervisor import Supervisor
 from soak.vm.argv import QemuConfig
 
@@ -212,9 +212,7 @@ class Session:
 
     def finish_summary(self) -> Summary:
         """Rebuild the summary from the journal (the one source of truth) and save it."""
-        contents = read_journal(self.run_dir.journal)
-        summary = summarize(contents.events)
-        summary.torn_tail, summary.skipped_records = contents.torn_tail, contents.skipped
+        summary = load_summary(self.run_dir.journal)
         write_summary_files(summary, self.run_dir.root)
         return summary
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from soak import events as ev
+from soak.journal import read_journal
+from soak.metrics import totals_from_events
 
 VERDICT_EXIT = {"clean": 0, "failures": 1, "infra-error": 3}
 
@@ -63,6 +66,8 @@ class Summary:
     faults: dict[str, int] = field(default_factory=dict)
     torn_tail: bool = False
     skipped_records: int = 0
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """The run totals exactly as pushed to a Pushgateway (soak.metrics.RunTotals)."""
 
     @property
     def vm_hours(self) -> float:
@@ -139,7 +144,20 @@ class Summary:
             "faults": self.faults,
             "infra_problems": self.infra_problems,
             "journal": {"torn_tail": self.torn_tail, "skipped_records": self.skipped_records},
+            "metrics": self.metrics,
         }
+
+
+def load_summary(journal: Path) -> Summary:
+    """The summary of the run whose journal is at ``journal`` (finished, running or crashed).
+
+    :raise FileNotFoundError: no journal there.
+    """
+    contents = read_journal(journal)
+    summary = summarize(contents.events)
+    summary.torn_tail, summary.skipped_records = contents.torn_tail, contents.skipped
+    summary.metrics = totals_from_events(contents.events).to_json()
+    return summary
 
 
 def summarize(events: list[ev.Event], *, now: float | None = None) -> Summary:

@@ -58,7 +58,7 @@ def parse_size_mib(value: str | int) -> int:
 
 def format_duration(seconds: float) -> str:
     """A short human form: ``2m05s``, ``3h12m``, ``1d04h``."""
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{seconds:.1f}s" if seconds < 10 else f"{s}s"
     if s < 3600:

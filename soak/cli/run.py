@@ -9,8 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+from prometheus_client import CollectorRegistry
 from rich.console import Console
 
+from soak.errors import MetricsError
+from soak.exporter import push_final, serve_metrics
+from soak.metrics import Metrics
 from soak.profile import load_profile
 from soak.render import render_summary
 from soak.rundir import default_run_dir
@@ -41,9 +45,26 @@ def run(profile_path: Path, duration: str | None, seed: int | None, accel: str |
         run_dir=run_dir or default_run_dir(profile.run.name),
         only_vms=list(only_vms),
     )
+    registry = CollectorRegistry()
+    metrics = Metrics(registry, hang_timeout_s=profile.watch.hang_timeout)
+    options.observers.append(metrics)
     session = Session(options, console)
-    session.prepare()
-    console.print(f"run directory: {options.run_dir}")
-    summary = asyncio.run(session.run())
+    listen = profile.run.metrics_listen
+    server = serve_metrics(registry, listen) if listen else None  # a busy port fails before any work
+    try:
+        if server is not None:
+            console.print(f"metrics: {server.url}")
+        session.prepare()
+        console.print(f"run directory: {options.run_dir}")
+        summary = asyncio.run(session.run())
+    finally:
+        if server is not None:
+            server.close()
+    if pushgateway:
+        try:
+            push_final(metrics.totals(), pushgateway)
+            console.print(f"pushed the final figures to {pushgateway}")
+        except MetricsError as exc:
+            console.print(f"[yellow]warning:[/] {exc}")
     render_summary(summary, console, options.run_dir)
     sys.exit(summary.exit_code)

@@ -10,9 +10,9 @@ import click
 from rich.console import Console
 
 from soak.errors import UsageError
-from soak.journal import JOURNAL_NAME, read_journal
+from soak.journal import JOURNAL_NAME
 from soak.render import junit_xml, render_summary
-from soak.summary import summarize
+from soak.summary import load_summary
 
 
 @click.command()
@@ -23,11 +23,9 @@ def summary(run_dir: Path, as_json: bool, junit: Path | None) -> None:
     """Summarize RUN_DIR (finished, running or crashed); exit code = verdict (0, 1, 3)."""
     journal = run_dir / JOURNAL_NAME if run_dir.is_dir() else run_dir
     try:
-        contents = read_journal(journal)
+        result = load_summary(journal)
     except FileNotFoundError:
         raise UsageError(f"{run_dir}: no {JOURNAL_NAME} here: is it a soak run directory?") from None
-    result = summarize(contents.events)
-    result.torn_tail, result.skipped_records = contents.torn_tail, contents.skipped
     if junit is not None:
         junit.write_text(junit_xml(result), encoding="utf-8")
     if as_json:

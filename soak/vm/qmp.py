@@ -47,7 +47,7 @@ class QMPCommandError(QMPError):
         super().__init__(f"{command}: {error_class}: {message}")
 
 
-class _CallbackListener(EventListener):  # type: ignore[misc]
+class _CallbackListener(EventListener):
     """Hands each event to a callback; keeps no history and no queue."""
 
     def __init__(self, callback: Callable[[QmpEvent], None]) -> None:
@@ -55,7 +55,8 @@ class _CallbackListener(EventListener):  # type: ignore[misc]
         self._callback = callback
 
     async def put(self, event: Message) -> None:
-        self._callback(QmpEvent(str(event["event"]), dict(event.get("data") or {})))
+        data = event.get("data")
+        self._callback(QmpEvent(str(event["event"]), dict(data) if isinstance(data, Mapping) else {}))
 
 
 class QmpSession:
@@ -107,7 +108,7 @@ class QmpSession:
         except TimeoutError as exc:
             raise QMPTimeout(f"{self.name}: {command} got no answer in time") from exc
         except ExecuteError as exc:
-            raise QMPCommandError(command, exc.error_class, str(exc.error.desc)) from exc
+            raise QMPCommandError(command, exc.error_class, str(exc)) from exc
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # qemu.qmp raises several types when QEMU goes away

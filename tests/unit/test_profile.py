@@ -69,7 +69,7 @@ def test_bad_profiles_name_field_and_problem(data: dict[str, object], field: str
 def test_bad_toml_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.toml"
     path.write_text("[run\nname = 1\n")
-    with pytest.raises(ProfileError, match="broken.toml: not valid TOML"):
+    with pytest.raises(ProfileError, match=r"broken\.toml: not valid TOML"):
         load_profile(path)
 
 
