@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from soak.classify import Report, classify as classify_log
+from soak.classify import Report
+from soak.classify import classify as classify_log
 from soak.errors import UsageError
 
 
