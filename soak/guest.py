@@ -59,6 +59,20 @@ DIAGNOSIS_WINDOW_S = 1.0
 """How long vCPU thread CPU use is watched to tell a spinning guest from an idle one."""
 
 
+@dataclass
+class RunControl:
+    """The run's stop switch, shared by the supervisor and every runner."""
+
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: str = "deadline"
+    """Why the run stops: ``deadline`` or ``signal``."""
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stop.is_set():
+            self.reason = reason
+            self.stop.set()
+
+
 @dataclass(frozen=True, slots=True)
 class GuestSetup:
     """What every runner of a run shares."""
@@ -70,7 +84,7 @@ class GuestSetup:
     make_config: Callable[[VmSpec, int, Path, Path], QemuConfig]
     """Builds the QEMU config of (vm, boot number, qmp socket, agent socket)."""
     boot_slots: asyncio.Semaphore
-    stop: asyncio.Event
+    control: RunControl
     soak_command: Callable[[VmSpec], str]
     """The soak command line that re-runs one VM alone (for reproducers)."""
 
@@ -94,6 +108,9 @@ class _Boot:
     console_done: asyncio.Event = field(default_factory=asyncio.Event)
     slot: _BootSlot | None = None
     boot_id: str | None = None
+    became_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    crash_seen_at: float | None = None
+    """When the console line that opened the pending kernel report arrived."""
     """The guest's own boot id from its HELLO: a new one means the guest rebooted."""
 
 
@@ -137,13 +154,13 @@ class GuestRunner:
     async def run(self) -> None:
         """Boot, watch and restart the VM until the run's stop event is set."""
         restart = self.setup.profile.restart
-        while not self.setup.stop.is_set():
+        while not self.setup.control.stop.is_set():
             try:
                 failed = await self._one_boot()
             except LaunchError as exc:
                 self.emit(ev.InfraProblem(vm=self.spec.name, problem="launch", message=str(exc)))
                 failed = True
-            if self.setup.stop.is_set():
+            if self.setup.control.stop.is_set():
                 return
             if restart.policy == "never" or self.restarts >= restart.max_restarts:
                 reason = "restart policy: never" if restart.policy == "never" else (
@@ -158,7 +175,7 @@ class GuestRunner:
             self.emit(ev.VmRestarting(vm=self.spec.name, boot=self.boots + 1, after_s=restart.backoff))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(restart.backoff):
-                    await self.setup.stop.wait()
+                    await self.setup.control.stop.wait()
 
     async def _one_boot(self) -> bool:
         """One QEMU process from spawn to reap; True when it ended in a failure."""
@@ -177,7 +194,7 @@ class GuestRunner:
         slot = _BootSlot(self.setup.boot_slots)
         try:
             await slot.acquire()
-            if self.setup.stop.is_set():
+            if self.setup.control.stop.is_set():
                 return False
             qemu = await QemuProcess.spawn(argv, stderr_path=self.setup.run_dir.stderr_log(self.spec.name))
             boot = _Boot(
@@ -220,7 +237,7 @@ class GuestRunner:
             self._boot = None
 
     async def _wait_for_end(self, boot: _Boot) -> None:
-        stop = asyncio.ensure_future(self.setup.stop.wait())
+        stop = asyncio.ensure_future(self.setup.control.stop.wait())
         over = asyncio.ensure_future(boot.over.wait())
         try:
             await asyncio.wait([stop, over], return_when=asyncio.FIRST_COMPLETED)
@@ -233,7 +250,7 @@ class GuestRunner:
         qemu = boot.qemu
         if qemu.returncode is None:
             if boot.failed is None and boot.stopping is None:
-                boot.stopping = "deadline"
+                boot.stopping = self.setup.control.reason
                 await self._stop_gently(boot)
             else:
                 boot.stopping = boot.stopping or "failure"
@@ -292,25 +309,31 @@ class GuestRunner:
         loop = asyncio.get_running_loop()
 
         def on_line(line: str) -> None:
-            deadline = boot.triage.feed(line, time.monotonic())
+            now = time.monotonic()
+            deadline = boot.triage.feed(line, now)
             if deadline is not None:
+                boot.crash_seen_at = boot.crash_seen_at or now
                 if boot.triage_timer:
                     boot.triage_timer.cancel()
                 delay = max(0.0, deadline - time.monotonic())
-                boot.triage_timer = loop.call_later(delay, self._spawn, self._triage_due(boot, False))
+                boot.triage_timer = loop.call_later(delay, lambda: self._spawn(self._triage_due(boot, False)))
 
         try:
             await ConsoleReader(boot.qemu.console, console_log, on_line).run()
         finally:
             boot.console_done.set()
 
-    async def _triage_due(self, boot: _Boot, force: bool) -> list[Report]:
-        """Record the console reports whose grace period is over (or all, if forced)."""
+    async def _triage_due(self, boot: _Boot, force: bool, extra: dict[str, str] | None = None) -> list[Report]:
+        """Record the console reports whose grace period is over (or all, if forced).
+
+        ``extra`` evidence (registers, thread states) goes with the first report.
+        """
         reports = boot.triage.due(time.monotonic(), force=force)
-        for report in reports:
+        first_seen, boot.crash_seen_at = boot.crash_seen_at, None
+        for i, report in enumerate(reports):
             verdict = _console_verdict(report)
-            await self._record(boot, verdict, "console", corrupted=report.corrupted,
-                               report_text=report.text)
+            await self._record(boot, verdict, "console", corrupted=report.corrupted, report_text=report.text,
+                               extra=extra if i == 0 else None, first_seen=first_seen)
             if verdict.terminal and boot.failed is None and boot.stopping is None:
                 boot.failed = verdict  # a panicked guest will not come back by itself
                 boot.over.set()
@@ -406,6 +429,7 @@ class GuestRunner:
             return
         boot.boot_id = hello.boot_id
         boot.ready_at = now
+        boot.became_ready.set()
         boot.last_heartbeat = now
         if boot.slot is not None:
             boot.slot.release()
@@ -435,7 +459,12 @@ class GuestRunner:
                 deadline = boot.last_heartbeat + self.watch.hang_timeout
             delay = deadline - time.monotonic()
             if delay > 0:
-                await asyncio.sleep(delay)
+                if boot.ready_at is not None:
+                    await asyncio.sleep(delay)  # heartbeats only ever move this deadline later
+                else:
+                    with contextlib.suppress(TimeoutError):  # readiness moves it earlier: wake up
+                        async with asyncio.timeout(delay):
+                            await boot.became_ready.wait()
                 continue
             if boot.failed is not None or boot.stopping is not None:
                 return
@@ -512,7 +541,7 @@ class GuestRunner:
         files = dict(extra or {})
         if diagnose and self._qmp is not None and boot.qemu.returncode is None:
             files["registers.txt"] = await evidence.registers(self._qmp, self.watch.qmp_timeout)
-        reports = await self._triage_due(boot, True)
+        reports = await self._triage_due(boot, True, extra=files if console_explains else None)
         if not (console_explains and reports):
             await self._record(boot, verdict, detected_by, extra=files, first_seen=first_seen)
         boot.over.set()

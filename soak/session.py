@@ -120,6 +120,7 @@ class Session:
         self.accel: AccelChoice | None = None
         self.images: dict[str, BootImage] = {}
         self.tsc_khz = host_tsc_khz()
+        self.supervisor: Supervisor | None = None
 
     def prepare(self) -> None:
         """Everything that can fail before a guest starts.
@@ -175,8 +176,9 @@ class Session:
         live_stop = asyncio.Event()
         shown = asyncio.create_task(live.show(live_stop), name="live view")
         recorder.emit(self._run_started())
-        supervisor = Supervisor(self.profile, self.fleet, self.run_dir, recorder, self.make_config,
-                                self.soak_command)
+        supervisor = self.supervisor = Supervisor(
+            self.profile, self.fleet, self.run_dir, recorder, self.make_config, self.soak_command
+        )
         reason = "error"
         try:
             result = await supervisor.run(self.profile.run.duration)

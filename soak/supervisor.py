@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from soak.guest import GuestRunner, GuestSetup
+from soak.guest import GuestRunner, GuestSetup, RunControl
 from soak.profile import Profile, VmSpec
 from soak.recorder import Recorder
 from soak.rundir import RunDir
@@ -53,14 +53,11 @@ class Supervisor:
         self.recorder = recorder
         self.make_config = make_config
         self.soak_command = soak_command
-        self.stop = asyncio.Event()
-        self.reason = "deadline"
+        self.control = RunControl()
         self.runners: list[GuestRunner] = []
 
     def request_stop(self, reason: str) -> None:
-        if not self.stop.is_set():
-            self.reason = reason
-            self.stop.set()
+        self.control.request_stop(reason)
 
     async def run(self, duration_s: float) -> SupervisorResult:
         loop = asyncio.get_running_loop()
@@ -87,7 +84,7 @@ class Supervisor:
             recorder=self.recorder,
             make_config=self.make_config,
             boot_slots=asyncio.Semaphore(self.profile.run.max_parallel_boots),
-            stop=self.stop,
+            control=self.control,
             soak_command=self.soak_command,
         )
         self.runners = [GuestRunner(spec, setup) for spec in self.fleet]
@@ -101,4 +98,4 @@ class Supervisor:
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(signum)
             shutil.rmtree(socket_dir, ignore_errors=True)
-        return SupervisorResult(self.reason)
+        return SupervisorResult(self.control.reason)
