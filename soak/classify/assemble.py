@@ -26,7 +26,7 @@ from soak.classify.headers import candidate_lines, header_group, is_oom_line
 from soak.classify.kindmap import kind_of, syz_type
 from soak.classify.lines import CONSOLE_PREFIX, LineTable, to_text
 from soak.classify.oom import oom_events
-from soak.classify.parse import Parsed, parse_all
+from soak.classify.parse import Parsed, parse_at
 from soak.classify.report import Report
 from soak.classify.titles import finish
 from soak.kinds import Kind
@@ -41,7 +41,7 @@ REBOOT_HEADER: Final = "Booting the kernel."
 def _hits(text: str) -> list[tuple[int, Group | None, bool]]:
     hits: list[tuple[int, Group | None, bool]] = []
     for start, end in candidate_lines(text):
-        line = text[start:end]
+        line = text[start:end].replace("\r", "")
         group = header_group(line)
         oom = is_oom_line(line)
         if group is not None or oom:
@@ -59,19 +59,26 @@ def _cap(text: str) -> str:
     return text[:MAX_TEXT] + f"\n<<{len(text) - MAX_TEXT} more bytes cut>>\n"
 
 
-def _separate(table: LineTable, parsed: list[Parsed], first_boot: bool) -> list[Parsed]:
+def _separate(table: LineTable, first_line: int, first_boot: bool) -> list[Parsed]:
+    """Parse the reports one after the other (syzkaller's ParseAll) and keep the separate ones."""
     kept: list[Parsed] = []
     kinds: set[Kind] = set()
-    for rep in parsed:
-        if rep.group.header == REBOOT_HEADER and first_boot and not _kernel_before(table, rep.line):
+    floor = first_line
+    for idx in table.oops_order:
+        if idx < floor:
             continue
-        if kept:
-            if rep.line in table.continuation and rep.line - kept[-1].line <= FOLD_LINES:
-                continue
-            if rep.corrupted and kind_of(rep.title, rep.group.header) in kinds:
-                continue
+        if kept and idx in table.continuation and idx - kept[-1].line <= FOLD_LINES:
+            floor = idx + 1  # the same crash going on: no need to parse it at all
+            continue
+        rep = parse_at(table, idx, floor)
+        floor = idx + 1
+        if rep.group.header == REBOOT_HEADER and first_boot and not _kernel_before(table, idx):
+            continue
+        kind = kind_of(rep.title, rep.group.header)
+        if kept and rep.corrupted and kind in kinds:
+            continue
         kept.append(rep)
-        kinds.add(kind_of(rep.title, rep.group.header))
+        kinds.add(kind)
     return kept
 
 
@@ -79,18 +86,25 @@ def _panic_lines(table: LineTable) -> list[int]:
     return [i for i in table.oops_order if "Kernel panic - not syncing" in table.lines[i]]
 
 
-def classify_text(text: str, *, first_offset: int = 0, first_boot: bool = False) -> list[Report]:
+def classify_text(
+    text: str,
+    *,
+    first_offset: int = 0,
+    first_boot: bool = False,
+    hits: list[tuple[int, Group | None, bool]] | None = None,
+) -> list[Report]:
     """All reports whose header starts at or after ``first_offset``; earlier text is context.
 
     ``first_boot`` says no kernel output came before this text (the streaming
     triage knows), so a "Booting the kernel." ahead of kernel lines is the boot.
     """
-    hits = _hits(text)
+    if hits is None:
+        hits = _hits(text)
     if not hits:
         return []
     table = LineTable(text, hits)
     first_line = table.line_at(first_offset)
-    parsed = _separate(table, parse_all(table, first_line), first_boot)
+    parsed = _separate(table, first_line, first_boot)
     panics = _panic_lines(table)
     suppressed = (
         bool(parsed)
@@ -146,4 +160,11 @@ def _primary_first(reports: list[Report]) -> list[Report]:
 
 def classify(text: str | bytes) -> list[Report]:
     """Every failure report in a console log, primary first; [] when there is none."""
-    return classify_text(to_text(text))
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    hits = _hits(text)
+    if not hits:
+        return []  # the common case, decided without copying the text
+    if "\r" in text:
+        return classify_text(to_text(text))
+    return classify_text(text, hits=hits)

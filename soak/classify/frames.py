@@ -129,6 +129,9 @@ def _run(steps: Sequence[Step], lines: list[str], recipe: Recipe) -> tuple[list[
             stacks += 1
             nxt = steps[idx + 1] if idx + 1 < len(steps) else None
             nxt_hints = HINTS.get(nxt) if nxt is not None else None
+            # With the first candidate taken, the rest of a final stack only matters for
+            # where it ends and whether fault injection is mixed in.
+            first_only = nxt is None and recipe.picker is Picker.FIRST
             while li < n:
                 line = lines[li]
                 li += 1
@@ -137,6 +140,8 @@ def _run(steps: Sequence[Step], lines: list[str], recipe: Recipe) -> tuple[list[
                     break
                 if maybe_stack_start(line) and ANY_STACK_START.search(line):
                     break
+                if first_only and raw:
+                    continue
                 if nxt is not None and (nxt_hints is None or _has_any(line, nxt_hints)):
                     found = nxt.search(line)
                     if found:

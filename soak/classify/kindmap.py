@@ -172,17 +172,26 @@ _HEADER_KINDS: Final = {
 """Titles no prefix row knows (Rust panic messages, raw lines) take their header group's kind."""
 
 
+_MEMO: dict[str, tuple[str, Kind] | None] = {}
+
+
+def _row(title: str) -> tuple[str, Kind] | None:
+    if title in _MEMO:
+        return _MEMO[title]
+    found = next(((typ, kind) for prefixes, typ, kind in _ROWS if title.startswith(prefixes)), None)
+    if len(_MEMO) > 50_000:
+        _MEMO.clear()
+    _MEMO[title] = found
+    return found
+
+
 def syz_type(title: str) -> str:
     """syzkaller's crash type for a title ("" when syzkaller calls it unknown)."""
-    for prefixes, typ, _ in _ROWS:
-        if title.startswith(prefixes):
-            return typ
-    return ""
+    found = _row(title)
+    return found[0] if found else ""
 
 
 def kind_of(title: str, header: str) -> Kind:
     """soak's failure kind for a title produced by a header group."""
-    for prefixes, _, kind in _ROWS:
-        if title.startswith(prefixes):
-            return kind
-    return _HEADER_KINDS.get(header, OOPS)
+    found = _row(title)
+    return found[1] if found else _HEADER_KINDS.get(header, OOPS)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from itertools import accumulate
+from itertools import accumulate, repeat
+from operator import add
 from typing import Final
 
 from soak.classify.catalogue import CONTINUATIONS, INFO_WITH_STACK, Group
@@ -86,7 +87,8 @@ class LineTable:
         """``hits``: (line start offset, header group or None, is an OOM line) per candidate."""
         self.text = text
         self.lines = text.split("\n")
-        self.starts = [0, *accumulate(len(line) + 1 for line in self.lines)]
+        # Line start offsets, with C-level iterators only (this runs over every line).
+        self.starts = list(accumulate(map(add, map(len, self.lines), repeat(1)), initial=0))
         self.oops: dict[int, Group] = {}
         self.oom: list[int] = []
         for start, group, oom in hits:

@@ -16,7 +16,7 @@ from collections import deque
 from typing import Final
 
 from soak.classify.assemble import classify_text
-from soak.classify.headers import PREFILTER, header_group, is_oom_line
+from soak.classify.headers import header_group, is_oom_line, may_have_header
 from soak.classify.lines import CONSOLE_PREFIX
 from soak.classify.report import Report
 
@@ -63,7 +63,7 @@ class ConsoleTriage:
                 self._window_bytes += len(line) + 1
             else:
                 self.dropped_lines += 1
-        elif PREFILTER.search(line) and (header_group(line) is not None or is_oom_line(line)):
+        elif may_have_header(line) and (header_group(line) is not None or is_oom_line(line)):
             self._window = [*self._tail, line]
             self._crash_at = len(self._tail)
             self._window_bytes = len(line) + 1
