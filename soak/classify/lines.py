@@ -88,7 +88,7 @@ class LineTable:
         self.text = text
         self.lines = text.split("\n")
         # Line start offsets, with C-level iterators only (this runs over every line).
-        self.starts = list(accumulate(map(add, map(len, self.lines), repeat(1)), initial=0))
+        self.starts: list[int] = list(accumulate(map(add, map(len, self.lines), repeat(1)), initial=0))
         self.oops: dict[int, Group] = {}
         self.oom: list[int] = []
         for start, group, oom in hits:
