@@ -26,19 +26,19 @@ OOM_KILLED: Final = re.compile(
 COLON_WORDS: Final = (
     "BUG", "WARNING", "INFO", "segment", "PANIC", "rust_kernel", "error", "opcode", "int3",
     "UBSAN", "netdevice", "VFS", "fault", "trap", "trusty", "SYZFAIL", "SYZFATAL", "panic",
-    "memory",
 )  # fmt: skip
 """Words that end right before a colon in some header keyword ("BUG:", "divide error:" ...)."""
 
 
 def _colon_source(words: tuple[str, ...]) -> str:
-    # Cheap first: the two characters before the colon; then the whole word, by length.
-    last_two = "|".join(sorted({w[-2:] for w in words}))
+    # Cheap first: two character classes before the colon; then the whole word, by length.
+    second_last = re.escape("".join(sorted({w[-2] for w in words})))
+    last = re.escape("".join(sorted({w[-1] for w in words})))
     by_length: dict[int, list[str]] = {}
     for word in words:
         by_length.setdefault(len(word), []).append(word)
     whole = "|".join(f"(?<=(?:{'|'.join(ws)}):)" for ws in by_length.values())
-    return f":(?<=(?:{last_two}):)(?:{whole})"
+    return f":(?<=[{second_last}][{last}]:)(?:{whole})"
 
 
 COLON_KEYWORDS: Final = re.compile(_colon_source(COLON_WORDS), FLAGS)
@@ -46,7 +46,7 @@ COLON_KEYWORDS: Final = re.compile(_colon_source(COLON_WORDS), FLAGS)
 
 NEEDLES: Final = (
     " BUG", "BUG kmalloc-", "general protection fault", "Kernel panic", "handle kernel",
-    "Booting the kernel", "hard LOCKUP", "oom-killer",
+    "Booting the kernel", "hard LOCKUP", "oom-killer", "of memory: Kill",
 )  # fmt: skip
 """Substrings for the header keywords and OOM lines that have no COLON_WORDS colon."""
 

@@ -107,7 +107,7 @@ def _report_lines(table: LineTable, start: int) -> tuple[list[str], int, int, in
     cut = text_lines = 1
     second = -1
     end_line = last = start
-    cpu_backtrace = _NMI in lines[start]
+    cpu_backtrace = _NMI in lines[start] and _LOCK_DEBUG not in lines[start]
     skip_rest = False
     run_from = start + 1
     for event in events:
@@ -115,7 +115,7 @@ def _report_lines(table: LineTable, start: int) -> tuple[list[str], int, int, in
             if cpu_backtrace:
                 run = [
                     i for i in range(run_from, event)
-                    if not questionable[i] and (ctxs[i] == context or CPU_CONTEXT.match(ctxs[i]))
+                    if not questionable[i] and (ctxs[i] == context or CPU_CONTEXT.search(ctxs[i]))
                 ]  # fmt: skip
             else:
                 run = [i for i in range(run_from, event) if ctxs[i] == context and not questionable[i]]
@@ -138,7 +138,7 @@ def _report_lines(table: LineTable, start: int) -> tuple[list[str], int, int, in
         ctx = ctxs[idx]
         if skip_rest or questionable[idx]:
             continue
-        if ctx != context and (not cpu_backtrace or not CPU_CONTEXT.match(ctx)):
+        if ctx != context and (not cpu_backtrace or not CPU_CONTEXT.search(ctx)):
             continue
         text_lines += 1
         skip, nmi, triggered = _special(lines[idx], text_lines, min_lines)

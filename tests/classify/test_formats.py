@@ -200,6 +200,68 @@ CASES = {
     "go-panic": (
         "panic: runtime error: index out of range [3] with length 3\n\ngoroutine 1 [running]:\n",
         "panic: runtime error: index out of range [NUM] with length NUM", Kind.WORKLOAD_FAILURE),
+    # Formats the dev corpus does not exercise.
+    "invalid-opcode": (
+        log("invalid opcode: 0000 [#1] PREEMPT SMP KASAN", *REGS, *STACK),
+        "invalid opcode in fi_write", Kind.KERNEL_OOPS),
+    "int3": (
+        log("int3: 0000 [#1] PREEMPT SMP KASAN", *REGS, *STACK),
+        "int3 in fi_write", Kind.KERNEL_OOPS),
+    "stack-segment": (
+        log("stack segment: 0000 [#1] PREEMPT SMP KASAN", *REGS, *STACK),
+        "stack segment fault in fi_write", Kind.KERNEL_OOPS),
+    "ubsan-shift": (
+        log("UBSAN: shift-out-of-bounds in net/foo.c:12:3", "shift exponent 64 is too large", *STACK),
+        "UBSAN: shift-out-of-bounds in fi_write", Kind.MEMORY_SAFETY),
+    "kmsan-usb-infoleak": (
+        log("BUG: KMSAN: kernel-usb-infoleak in usb_submit_urb+0x1/0x2", " usb_submit_urb+0x1/0x2",
+            " fi_write+0x44e/0x494", " proc_reg_write+0x51/0x90", "", "Uninit was created at:",
+            " kmem_cache_alloc+0x1/0x2", " fi_open+0x1/0x2"),
+        "KMSAN: kernel-usb-infoleak in fi_write", Kind.MEMORY_SAFETY),
+    "irq-inversion": (
+        log("WARNING: possible irq lock inversion dependency detected",
+            "sh/100 just changed the state of lock:",
+            "ffff888012345678 (&a->lock){+.+.}-{3:3}, at: fi_irq_lock+0x1a/0x30", *STACK),
+        "possible deadlock in fi_irq_lock", Kind.LOCKDEP),
+    "warning-bracketed": (
+        log("WARNING: [kernel] kernel/foo.c:12 at fi_write+0x44e/0x494, CPU#1: sh/100", *REGS, *STACK),
+        "WARNING in fi_write", Kind.KERNEL_WARNING),
+    "warning-corrupted": (
+        log("WARNING:", "CPU: 0 PID: 1 Comm: sh"),
+        "WARNING: corrupted", Kind.KERNEL_WARNING),
+    "vfs-busy-inodes": (
+        log("VFS: Busy inodes after unmount of loop0. Self-destruct in 5 seconds.  Have a nice day..."),
+        "VFS: Busy inodes after unmount (use-after-free)", Kind.MEMORY_SAFETY),
+    "unregister-netdevice": (
+        log("unregister_netdevice: waiting for lo to become free. Usage count = 2"),
+        "unregister_netdevice: waiting for DEV to become free", Kind.HUNG_TASK),
+    "kernel-bug-ppc": (
+        log("Kernel BUG at c000000000123456 [verbose debug info unavailable]"),
+        "kernel BUG at ADDR [verbose debug info unavailable]", Kind.KERNEL_OOPS),
+    "hung-task-panic": (
+        log("Kernel panic - not syncing: hung_task: blocked tasks", *STACK),
+        "kernel panic: hung_task: blocked tasks", Kind.HUNG_TASK),
+    "softlockup-panic": (
+        log("Kernel panic - not syncing: softlockup: hung tasks", *STACK),
+        "kernel panic: softlockup: hung tasks", Kind.SOFT_LOCKUP),
+    "hard-lockup-panic": (
+        log("Kernel panic - not syncing: Hard LOCKUP", *STACK),
+        "kernel panic: Hard LOCKUP", Kind.HARD_LOCKUP),
+    "arm64-null": (
+        log("Unable to handle kernel NULL pointer dereference at virtual address 0000000000000000",
+            "Internal error: Oops: 96000005 [#1] PREEMPT SMP", "pc : fi_write+0x44/0x94",
+            "lr : proc_reg_write+0x51/0x90", "Call trace:", " fi_write+0x44/0x94",
+            " proc_reg_write+0x51/0x90", " vfs_write+0xc6/0x3a0"),
+        "BUG: unable to handle kernel NULL pointer dereference in fi_write", Kind.KERNEL_OOPS),
+    "bug-corrupted": (
+        log("BUG: ", "CPU: 0 PID: 1 Comm: sh"),
+        "BUG: corrupted", Kind.KERNEL_OOPS),
+    "trusty": (
+        log("trusty: panic (ffffff80082a8000): failed(-12) to start app 1"),
+        "trusty: panic: failed(-NUM) to start app NUM", Kind.KERNEL_PANIC),
+    "syzfail": (
+        "SYZFAIL: wrong response packet\n (errno 22: Invalid argument)\n",
+        "SYZFAIL: wrong response packet", Kind.WORKLOAD_FAILURE),
 }  # fmt: skip
 
 
