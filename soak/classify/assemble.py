@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from soak.classify.catalogue import SUPPRESSED_HINTS, SUPPRESSED_OUTPUT, Group
+from soak.classify.catalogue import SUPPRESSED_HINTS, SUPPRESSED_OUTPUT
 from soak.classify.corrupt import CONSOLE_HANGUP
+from soak.classify.formats import Group
 from soak.classify.headers import candidate_lines, header_group, is_oom_line
 from soak.classify.kindmap import kind_of, syz_type
 from soak.classify.lines import CONSOLE_PREFIX, LineTable, to_text

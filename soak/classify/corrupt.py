@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from soak.classify.catalogue import Format
+from soak.classify.formats import Format
 from soak.classify.patterns import (
     ANY_STACK_START,
     FLAGS,

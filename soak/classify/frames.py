@@ -16,8 +16,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from soak.classify.catalogue import HINTS, SKIP, STACK, Picker, Recipe, Step
 from soak.classify.demangle import demangle
+from soak.classify.formats import HINTS, SKIP, STACK, Picker, Recipe, Step
 from soak.classify.patterns import (
     ANY_STACK_START,
     ARM_FRAME_LINE,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from soak.classify.catalogue import GROUPS, Group
+from soak.classify.catalogue import GROUPS
+from soak.classify.formats import Group
 from soak.classify.patterns import FLAGS
 
 OOM_INVOKED: Final = re.compile(r"(\S+) invoked oom-killer", FLAGS)

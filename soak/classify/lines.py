@@ -17,7 +17,8 @@ from itertools import accumulate, repeat
 from operator import add
 from typing import Final
 
-from soak.classify.catalogue import CONTINUATIONS, INFO_WITH_STACK, Group
+from soak.classify.catalogue import CONTINUATIONS, INFO_WITH_STACK
+from soak.classify.formats import Group
 from soak.classify.headers import REPLAY_MARKER
 from soak.classify.patterns import FLAGS
 
@@ -47,12 +48,16 @@ def line_info(line: str) -> tuple[str, str, bool]:
     "(unreliable)"): reports drop them, because stale stack words name
     functions that are not on the stack.
     """
-    ctx, stripped, questionable = _infos([line])
+    ctx, stripped, questionable = _infos([line], plain=False)
     return ctx[0], stripped[0], questionable[0]
 
 
-def _infos(lines: list[str]) -> tuple[list[str], list[str], list[bool]]:
-    """line_info of many lines, as three lists (one tight loop: it runs for every line near a crash)."""
+def _infos(lines: list[str], *, plain: bool) -> tuple[list[str], list[str], list[bool]]:
+    """line_info of many lines, as three lists (this loop runs for every line near a crash).
+
+    ``plain``: no line has a login prompt or a "messages dropped" note glued in
+    front, so the short prefix regex does (and the prefix ends at its match).
+    """
     simple = _SIMPLE_PREFIX.match
     full = CONSOLE_PREFIX.match
     ctxs: list[str] = []
@@ -60,14 +65,23 @@ def _infos(lines: list[str]) -> tuple[list[str], list[str], list[bool]]:
     quest: list[bool] = []
     add_ctx, add_str, add_q = ctxs.append, strs.append, quest.append
     for line in lines:
-        match = full(line) if (" login: " in line or line[:3] == "** ") else simple(line)
-        if match is None:
-            add_ctx("")
-            add_str(line)
-            add_q(False)
-            continue
+        if plain:
+            match = simple(line)
+            if match is None:
+                add_ctx("")
+                add_str(line)
+                add_q(False)
+                continue
+            rest = line[match.end() :]
+        else:
+            match = full(line) if (" login: " in line or line[:3] == "** ") else simple(line)
+            if match is None:
+                add_ctx("")
+                add_str(line)
+                add_q(False)
+                continue
+            rest = line[line.find("] ") + 2 :]
         add_ctx(match.group(1) or CONSOLE)
-        rest = line[line.find("] ") + 2 :]
         if " ? " in rest and "<EOI>" not in rest:
             add_str(rest[rest.find(" ? ") + 2 :])
             add_q(True)
@@ -107,6 +121,7 @@ class LineTable:
         self.stripped: list[str] = [""] * count
         self.questionable: list[bool] = [False] * count
         self._done: set[int] = set()
+        self._plain = " login: " not in text and "** " not in text
         self.events: dict[int, int] | None = None
 
     def lines_with(self, needles: tuple[str, ...]) -> set[int]:
@@ -127,7 +142,9 @@ class LineTable:
                 continue
             self._done.add(block)
             a, b = block * BLOCK, min((block + 1) * BLOCK, len(self.lines))
-            self.ctx[a:b], self.stripped[a:b], self.questionable[a:b] = _infos(self.lines[a:b])
+            self.ctx[a:b], self.stripped[a:b], self.questionable[a:b] = _infos(
+                self.lines[a:b], plain=self._plain
+            )
 
     def end(self, idx: int) -> int:
         """Offset just past line idx (its newline excluded)."""

@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from soak.classify.catalogue import Format, Group
 from soak.classify.corrupt import corrupted_reason
+from soak.classify.formats import Format, Group
 from soak.classify.lines import CONSOLE, CPU_CONTEXT, TASK_CONTEXT, LineTable
 from soak.classify.patterns import FLAGS
 from soak.classify.titles import describe, finish

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from soak.classify.catalogue import Format, Group
+from soak.classify.formats import Format, Group
 from soak.classify.frames import Frame, extract_frames
 from soak.classify.patterns import FLAGS, SYSCALL_PREFIXES
 
