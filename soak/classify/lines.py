@@ -53,44 +53,50 @@ def line_info(line: str) -> tuple[str, str, bool]:
 
 
 def _infos(lines: list[str], *, plain: bool) -> tuple[list[str], list[str], list[bool]]:
-    """line_info of many lines, as three lists (this loop runs for every line near a crash).
+    """line_info of many lines, as three lists (this runs for every line near a crash).
 
     ``plain``: no line has a login prompt or a "messages dropped" note glued in
-    front, so the short prefix regex does (and the prefix ends at its match).
+    front, so the short prefix regex does, and the prefix ends where it matched.
+    Written as whole-list passes: per-line Python work is what costs here.
     """
+    if not plain:
+        return _infos_general(lines)
+    matches = list(map(_SIMPLE_PREFIX.match, lines))
+    ctxs = [(m.group(1) or CONSOLE) if m else "" for m in matches]
+    strs = [line[m.end() :] if m else line for line, m in zip(lines, matches)]
+    quest = [False] * len(lines)
+    for i, rest in enumerate(strs):
+        if (" ? " in rest or rest.endswith(" (unreliable)")) and ctxs[i] and "<EOI>" not in rest:
+            pos = rest.find(" ? ")
+            strs[i] = rest[pos + 2 :] if pos != -1 else rest[:-13]
+            quest[i] = True
+    return ctxs, strs, quest
+
+
+def _infos_general(lines: list[str]) -> tuple[list[str], list[str], list[bool]]:
     simple = _SIMPLE_PREFIX.match
     full = CONSOLE_PREFIX.match
     ctxs: list[str] = []
     strs: list[str] = []
     quest: list[bool] = []
-    add_ctx, add_str, add_q = ctxs.append, strs.append, quest.append
     for line in lines:
-        if plain:
-            match = simple(line)
-            if match is None:
-                add_ctx("")
-                add_str(line)
-                add_q(False)
-                continue
-            rest = line[match.end() :]
-        else:
-            match = full(line) if (" login: " in line or line[:3] == "** ") else simple(line)
-            if match is None:
-                add_ctx("")
-                add_str(line)
-                add_q(False)
-                continue
-            rest = line[line.find("] ") + 2 :]
-        add_ctx(match.group(1) or CONSOLE)
+        match = full(line) if (" login: " in line or line[:3] == "** ") else simple(line)
+        if match is None:
+            ctxs.append("")
+            strs.append(line)
+            quest.append(False)
+            continue
+        rest = line[line.find("] ") + 2 :]
+        ctxs.append(match.group(1) or CONSOLE)
         if " ? " in rest and "<EOI>" not in rest:
-            add_str(rest[rest.find(" ? ") + 2 :])
-            add_q(True)
+            strs.append(rest[rest.find(" ? ") + 2 :])
+            quest.append(True)
         elif rest.endswith(" (unreliable)") and "<EOI>" not in rest:
-            add_str(rest[:-13])
-            add_q(True)
+            strs.append(rest[:-13])
+            quest.append(True)
         else:
-            add_str(rest)
-            add_q(False)
+            strs.append(rest)
+            quest.append(False)
     return ctxs, strs, quest
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from soak.kinds import Kind
 
@@ -23,7 +23,7 @@ class Report:
     title: str
     corrupted: bool
     alt_titles: tuple[str, ...] = ()
-    text: str = ""
+    text: str = field(default="", repr=False)
     """The extracted report: context lines before the header, then the report itself."""
     syz_type: str = ""
     """syzkaller's crash type (e.g. KASAN-READ, HANG); "" where syzkaller has none."""
