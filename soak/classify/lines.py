@@ -63,7 +63,7 @@ def _infos(lines: list[str], *, plain: bool) -> tuple[list[str], list[str], list
         return _infos_general(lines)
     matches = list(map(_SIMPLE_PREFIX.match, lines))
     ctxs = [(m.group(1) or CONSOLE) if m else "" for m in matches]
-    strs = [line[m.end() :] if m else line for line, m in zip(lines, matches)]
+    strs = [line[m.end() :] if m else line for line, m in zip(lines, matches, strict=True)]
     quest = [False] * len(lines)
     for i, rest in enumerate(strs):
         if (" ? " in rest or rest.endswith(" (unreliable)")) and ctxs[i] and "<EOI>" not in rest:
