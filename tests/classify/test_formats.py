@@ -280,6 +280,10 @@ NOT_CRASHES = {
     "odebug": "ODEBUG: Out of memory. ODEBUG disabled",
     "user-gpf": "traps: a.out[123] general protection fault ip:401136 sp:7ffd error:0 in a.out[401000+1000]",
     "ext4": "EXT4-fs (sda1): WARNING: mounting fs with errors, running e2fsck is recommended",
+    "retbleed": "RETBleed: WARNING: Spectre v2 mitigation leaves CPU vulnerable to RETBleed attacks, "
+    "data leaks possible!",
+    "srso": "Speculative Return Stack Overflow: WARNING: See https://kernel.org/doc/html/latest/"
+    "admin-guide/hw-vuln/srso.html for mitigation options.",
     "cmdline": "Command line: console=ttyS0 panic=-1 softlockup_panic=1",
     "boot-text": "Run /init as init process; default options; page fault handlers registered",
     "replayed": "BUG: kernel NULL pointer dereference, address: 00000000\n"
