@@ -17,6 +17,7 @@ from soak.image.kernel import Module
 
 LIB_DIR = "lib/x86_64-linux-gnu"
 MODULE_DIR = "lib/soak/modules"
+EXTRA_DIR = "lib/soak/extra"
 GZIP_LEVEL = 9
 DIRS = ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "run", "root", "mnt")
 
@@ -35,6 +36,9 @@ class Layout:
     interpreter: str | None
     """The loader path the binaries name (PT_INTERP), linked to its copy in LIB_DIR."""
     modules: Iterable[Module]
+    """Loaded by /init at boot, in this order."""
+    extra_modules: Iterable[Module]
+    """Shipped in EXTRA_DIR for the agent to load on demand."""
     image_info: Mapping[str, str]
     """Written as /etc/soak/image, sourced by the agent (key, features, release)."""
 
@@ -66,6 +70,8 @@ def write_initramfs(layout: Layout, dest: Path) -> None:
             cpio.add_bytes(f"{MODULE_DIR}/{module.name}.ko", module.data)
             order.append(module.name)
         cpio.add_bytes("lib/soak/modules.order", "".join(f"{m}\n" for m in order).encode())
+        for module in layout.extra_modules:
+            cpio.add_bytes(f"{EXTRA_DIR}/{module.name}.ko", module.data)
         info = "".join(f"{k}={v}\n" for k, v in sorted(layout.image_info.items()))
         cpio.add_bytes("etc/soak/image", info.encode())
         cpio.add_bytes("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")

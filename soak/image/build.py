@@ -10,6 +10,7 @@ version and its options. A lookup costs two apt-cache calls and no download.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import json
 import platform
@@ -25,12 +26,14 @@ from soak.errors import ImageError
 from soak.image import apt
 from soak.image.apt import Package
 from soak.image.assemble import Layout, write_initramfs
-from soak.image.cache import ImageCache, cache_root, image_key
+from soak.image.cache import ImageCache, Resolved, cache_root, image_key
 from soak.image.closure import Unpacked, library_closure
 from soak.image.elf import read_deps
+from soak.image.faultbuild import build_fault_module, missing_tools, source_digest
 from soak.image.kernel import modules_in_load_order
 from soak.image.model import (
     FEATURE_AGENT,
+    FEATURE_FAULTINJECT,
     FEATURE_PVPANIC,
     FEATURE_STRESS_NG,
     INITRD,
@@ -39,7 +42,7 @@ from soak.image.model import (
     GuestImage,
 )
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 3
 KERNEL_META = "linux-image-cloud-amd64"
 BUSYBOX = "busybox-static"
 STRESS_NG = "stress-ng"
@@ -68,20 +71,25 @@ class Plan:
     roots: tuple[Package, ...]
     closure: tuple[Package, ...]
     """Library packages; from the last build, so possibly stale until the next one."""
+    compiler: str | None
+    """The kernel's compiler, as the last build found it (None before the first)."""
     script: bytes
 
-    def inputs(self, closure: tuple[Package, ...] | None = None) -> dict[str, Any]:
+    def inputs(self) -> dict[str, Any]:
         return {
             "builder": BUILDER_VERSION,
             "kernel": str(self.kernel),
             "roots": sorted(map(str, self.roots)),
-            "closure": sorted(map(str, self.closure if closure is None else closure)),
+            "closure": sorted(map(str, self.closure)),
             "init": image_key({"init.sh": self.script.decode(errors="replace")}),
             "options": {"modules": list(MODULES), "dlopen": sorted(DLOPENED)},
+            # Installing the compiler later must rebuild the image with the module.
+            "faultinject": {"source": source_digest(), "compiler": self.compiler,
+                            "tools": not missing_tools(self.compiler)},
         }
 
-    def key(self, closure: tuple[Package, ...] | None = None) -> str:
-        return image_key(self.inputs(closure))
+    def key(self) -> str:
+        return image_key(self.inputs())
 
 
 def _kernel_package(meta: dict[str, str]) -> Package:
@@ -100,7 +108,8 @@ def make_plan(cache: ImageCache) -> Plan:
     a second where apt keeps no binary cache, as in containers).
     """
     roots = [KERNEL_META, BUSYBOX, STRESS_NG]
-    names = cache.read_closure()
+    resolved = cache.read_resolved()
+    names = list(resolved.closure)
     try:
         records = apt.candidates([*roots, *names])
         closure = {n: records[n] for n in names}
@@ -111,6 +120,7 @@ def make_plan(cache: ImageCache) -> Plan:
         kernel=_kernel_package(records[KERNEL_META]),
         roots=(apt.package(records[BUSYBOX]), apt.package(records[STRESS_NG])),
         closure=tuple(sorted(apt.package(r) for r in closure.values())),
+        compiler=resolved.compiler,
         script=init_script(),
     )
 
@@ -163,6 +173,7 @@ def _build(plan: Plan, cache: ImageCache, progress: Progress) -> GuestImage:
         if not vmlinuz.is_file():
             raise ImageError(f"{plan.kernel} has no /boot/vmlinuz-{release}")
         modules = modules_in_load_order(kroot / "lib/modules" / release, list(MODULES), release)
+        faultmod = build_fault_module(plan.kernel, release, cache.debs, tmp / "faultmod", progress)
 
         stress_ng = pkgs[STRESS_NG].root / "usr/bin/stress-ng"
         progress("resolving stress-ng's shared libraries")
@@ -171,8 +182,13 @@ def _build(plan: Plan, cache: ImageCache, progress: Progress) -> GuestImage:
         )
         root_names = {plan.kernel.name, *(p.name for p in plan.roots)}
         closure = tuple(sorted({unpacker.unpacked[lib.package][0] for lib in libs.values()} - set(plan.roots)))
-        key = plan.key(closure)
-        features = frozenset({FEATURE_AGENT, FEATURE_STRESS_NG, FEATURE_PVPANIC})
+        plan = dataclasses.replace(plan, closure=closure, compiler=faultmod.compiler)
+        key = plan.key()
+        features = frozenset({FEATURE_AGENT, FEATURE_STRESS_NG, FEATURE_PVPANIC}
+                             | ({FEATURE_FAULTINJECT} if faultmod.module else set()))
+        notes = [faultmod.note] if faultmod.note else []
+        for note in notes:
+            progress(note)
 
         progress(f"writing initramfs for {release} ({len(libs)} libraries, {len(modules)} modules)")
         layout = Layout(
@@ -183,26 +199,28 @@ def _build(plan: Plan, cache: ImageCache, progress: Progress) -> GuestImage:
             libraries=libs.values(),
             interpreter=read_deps(stress_ng).interp,
             modules=modules,
+            extra_modules=[faultmod.module] if faultmod.module else [],
             image_info={"key": key, "features": ",".join(sorted(features)), "release": release},
         )
         write_initramfs(layout, out / INITRD)
         shutil.copyfile(vmlinuz, out / KERNEL)
-        all_pkgs = [plan.kernel, *plan.roots, *closure]
+        all_pkgs = [plan.kernel, *plan.roots, *closure, *faultmod.packages]
         manifest = {
             "key": key,
             "kernel_release": release,
             "features": sorted(features),
             "packages": [str(p) for p in all_pkgs],
-            "notes": [],
-            "inputs": plan.inputs(closure),
-            "debs": sorted(p.filename for p, _ in unpacker.unpacked.values()),
+            "notes": notes,
+            "inputs": plan.inputs(),
+            "debs": sorted({p.filename for p, _ in unpacker.unpacked.values()} | set(faultmod.debs)),
             "built_at": time.time(),
             "build_seconds": round(time.monotonic() - started, 1),
             "kernel_bytes": (out / KERNEL).stat().st_size,
             "initrd_bytes": (out / INITRD).stat().st_size,
         }
         (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        cache.write_closure([p.name for p in closure if p.name not in root_names])
+        cache.write_resolved(Resolved(tuple(p.name for p in closure if p.name not in root_names),
+                                      faultmod.compiler))
         return cache.publish(out, key)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

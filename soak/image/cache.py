@@ -7,7 +7,7 @@ else ``~/.cache/soak``)::
     debs/                 downloaded .deb files, shared by builds
     images/<key>/         vmlinuz, initrd.img, manifest.json: complete or absent
     images/.tmp-*/        a build in progress (or a crashed one, removed by the next)
-    closure.json          which library packages the last build needed
+    resolved.json         what the last build found out: library packages, kernel compiler
 
 An image appears under its key only by ``rename(2)`` of a finished directory,
 so a crash or a concurrent reader never sees half an image.
@@ -23,6 +23,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,20 @@ LOCK_TIMEOUT = 1800.0
 LOCK_POLL = 0.25
 KEEP_IMAGES = 3
 
+RESOLVED = "resolved.json"
+
 Listing = list[tuple[GuestImage, dict[str, Any]]]
 """Cached images with their manifests."""
-Names = list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """Inputs only a build can discover, remembered so the next lookup can key on them."""
+
+    closure: tuple[str, ...]
+    """The packages that provided stress-ng's shared libraries."""
+    compiler: str | None
+    """The compiler the kernel's header packages ask for, e.g. ``gcc-12``."""
 
 
 def cache_root(explicit: Path | None = None) -> Path:
@@ -82,17 +94,19 @@ class ImageCache:
                         found.append(load_manifest(d))
         return sorted(found, key=lambda im: float(im[1].get("built_at", 0)), reverse=True)
 
-    def read_closure(self) -> Names:
+    def read_resolved(self) -> Resolved:
+        """What the last build found out beyond apt's candidates (see `Resolved`)."""
         try:
-            names = json.loads((self.root / "closure.json").read_text())
-        except (OSError, ValueError):
-            return []
-        return [str(n) for n in names] if isinstance(names, list) else []
+            data = json.loads((self.root / RESOLVED).read_text())
+            return Resolved(tuple(str(n) for n in data["closure"]), data.get("compiler"))
+        except (OSError, ValueError, KeyError, TypeError):
+            return Resolved((), None)
 
-    def write_closure(self, names: Names) -> None:
-        tmp = self.root / "closure.json.tmp"
-        tmp.write_text(json.dumps(sorted(names)))
-        os.replace(tmp, self.root / "closure.json")
+    def write_resolved(self, resolved: Resolved) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f"{RESOLVED}.tmp"
+        tmp.write_text(json.dumps({"closure": sorted(resolved.closure), "compiler": resolved.compiler}))
+        os.replace(tmp, self.root / RESOLVED)
 
     @contextlib.contextmanager
     def lock(self, progress: Callable[[str], None], timeout: float = LOCK_TIMEOUT) -> Iterator[None]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from soak.errors import ImageError
+from soak.image.faults import MODULE, fault_kernel_args, fault_spec
 from soak.image.kernel import bzimage_release
 
 MANIFEST = "manifest.json"
@@ -45,6 +47,26 @@ class GuestImage:
 
     def has(self, feature: str) -> bool:
         return feature in self.features
+
+    def supports_fault(self, name: str) -> bool:
+        """Whether the agent in this image can provoke fault ``name`` (see soak.image.faults)."""
+        spec = fault_spec(name)
+        return self.has(FEATURE_AGENT) and (spec.source != MODULE or self.has(FEATURE_FAULTINJECT))
+
+    def fault_kernel_args(self, names: Iterable[str]) -> list[str]:
+        """Kernel parameters for provoking ``names`` in this image.
+
+        :raise ImageError: the image cannot provoke one of them; the message says why.
+        :raise ValueError: an unknown fault name.
+        """
+        names = list(names)
+        for name in names:
+            if not self.supports_fault(name):
+                why = next((n for n in self.notes if n.startswith("faultinject")), None)
+                if not self.has(FEATURE_AGENT):
+                    why = "this image has no soak agent (a user's own kernel/initrd)"
+                raise ImageError(f"fault {name!r} needs soak's faultinject module: {why or 'not in this image'}")
+        return fault_kernel_args(names)
 
     def to_json(self) -> dict[str, Any]:
         return {

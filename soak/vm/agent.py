@@ -19,7 +19,7 @@ Guest to host::
     EXIT <id> <rc> [truncated=1]
                       command or job <id> ended (rc 128+N: killed by signal N);
                       truncated=1: a run's output was longer than the 64 KiB sent
-    ACK <id>          command <id> was accepted (start, stop, sysrq, poweroff, hello)
+    ACK <id>          command <id> was accepted (start, stop, sysrq, poweroff, hello, fault)
     ERR <id> <text>   command <id> was refused; nothing else follows for it
     LOG <text>        something the agent wants on record (e.g. a module that failed to load)
 
@@ -31,6 +31,8 @@ Host to guest: ``<id> <verb> [args]`` with a positive integer id chosen by the h
     <id> sysrq <char>                 ACK, then write <char> to /proc/sysrq-trigger
     <id> poweroff                     ACK, then power the guest off
     <id> hello                        HELLO again, then ACK
+    <id> fault <name> [secs]          ACK, then provoke a real failure (soak.image.faults) in a
+                                      child process; OUT/EXIT follow if the trigger returns
 
 Writes from the guest while no host is connected are dropped by QEMU, so a
 client that connects late asks for ``hello``. Every command runs in its own
@@ -306,13 +308,17 @@ class AgentClient:
             await self._wakeup.wait()
 
     async def wait_hello(self, timeout: float) -> Hello:
-        """The latest HELLO, waiting for the first one. :raise AgentError: none in time."""
+        """The latest HELLO, waiting for the first one.
+
+        :raise AgentError: none within ``timeout``, or the channel closed first.
+        """
         try:
             async with asyncio.timeout(timeout):
                 await self._hello_seen.wait()
         except TimeoutError as exc:
             raise AgentError(f"{self.name}: no HELLO from the agent within {timeout:.1f} s") from exc
-        assert self.hello is not None
+        if self.hello is None:
+            raise AgentError(f"{self.name}: no HELLO before the channel closed: {self._closed}")
         return self.hello
 
     def _emit(self, event: AgentEvent) -> None:
@@ -356,6 +362,7 @@ class AgentClient:
         if self._closed is not None:
             return
         self._closed = reason
+        self._hello_seen.set()  # wakes wait_hello, which then sees the channel closed
         for pending in self._pending.values():
             if not pending.future.done():
                 pending.future.set_exception(AgentError(f"{self.name}: {reason}"))
@@ -449,6 +456,18 @@ class AgentClient:
     async def poweroff(self, timeout: float = 10.0) -> None:
         """Ask the guest to power off; returns on the agent's ACK, before QEMU exits."""
         await self._request("poweroff", "", timeout)
+
+    async def fault(self, name: str, secs: int | None = None, timeout: float = 10.0) -> int:
+        """Provoke fault ``name`` (see soak.image.faults) once the agent has acknowledged.
+
+        Returns the job id under which the trigger's `JobExit` arrives, if the guest survives it.
+
+        :raise AgentError: the image cannot provoke it (no module, unknown name) or no answer.
+        """
+        if not name or not all(c.isalnum() or c == "-" for c in name):
+            raise ValueError(f"bad fault name {name!r}")
+        reply, _ = await self._request("fault", name if secs is None else f"{name} {int(secs)}", timeout)
+        return reply.id if isinstance(reply, Ack) else 0
 
     async def request_hello(self, timeout: float = 10.0) -> Hello:
         """Ask the agent to repeat its HELLO (for a client that connected late)."""

@@ -82,7 +82,7 @@ async def boot(image: GuestImage, *, vcpus: int = 1, memory_mib: int = 256,
     sockets = Path(tempfile.mkdtemp(prefix="soak-t-", dir="/tmp"))  # unix socket paths must be short
     config = QemuConfig(
         name="t", vcpus=vcpus, memory_mib=memory_mib, kernel=image.kernel, initrd=image.initrd,
-        kernel_args=(*kernel_args, "quiet"), tsc_khz=host_tsc_khz(),
+        kernel_args=tuple(kernel_args), tsc_khz=host_tsc_khz(),
         qmp_socket=sockets / "qmp", agent_socket=sockets / "agent",
     )
     qemu = await QemuProcess.spawn(build_argv(config), stderr_path=sockets / "stderr")

@@ -228,6 +228,8 @@ async def test_disconnect_fails_pending_commands_and_ends_events(pair: tuple[Fak
     assert isinstance(events[-1], Disconnected)
     with pytest.raises(AgentError, match="not open"):
         await client.run("true", 1)
+    with pytest.raises(AgentError, match="no HELLO before the channel closed"):
+        await client.wait_hello(5)
 
 
 async def test_a_slow_consumer_loses_the_oldest_events(sock_dir: Path) -> None:

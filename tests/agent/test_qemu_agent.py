@@ -8,7 +8,16 @@ import time
 import pytest
 
 from soak.image import GuestImage
-from soak.vm.agent import AgentEvent, Disconnected, Heartbeat, Hello, JobExit, JobOutput
+from soak.vm.agent import (
+    AgentEvent,
+    AgentLog,
+    CommandResult,
+    Disconnected,
+    Heartbeat,
+    Hello,
+    JobExit,
+    JobOutput,
+)
 
 from .qemu_guest import boot
 
@@ -21,7 +30,8 @@ def _beats(events: list[AgentEvent]) -> list[Heartbeat]:
 
 @pytest.mark.parametrize("vcpus", [1, 2])
 async def test_agent_end_to_end(default_image: GuestImage, vcpus: int) -> None:
-    async with boot(default_image, vcpus=vcpus) as g:
+    args = ("soak_hb=1", "soak_hung=77", "soak_sysctl=vm.swappiness=7,kernel.panic_on_warn=0")
+    async with boot(default_image, vcpus=vcpus, kernel_args=args) as g:
         started = time.monotonic()
         hello = await g.agent.wait_hello(90)
         print(f"HELLO {time.monotonic() - started:.2f} s after connect")
@@ -34,7 +44,10 @@ async def test_agent_end_to_end(default_image: GuestImage, vcpus: int) -> None:
         # Heartbeats keep coming while commands and jobs run.
         result = await g.agent.run("uname -r", timeout=20)
         assert (result.rc, result.output.strip()) == (0, default_image.kernel_release)
-        assert (await g.agent.run("echo out; echo err >&2; exit 7", timeout=20)).rc == 7
+        assert (await g.agent.run("echo out; echo err >&2; exit 7", timeout=20)) == CommandResult(7, "out\nerr\n")
+        sysctls = await g.agent.run("cat /proc/sys/kernel/hung_task_timeout_secs /proc/sys/vm/swappiness", 20)
+        assert sysctls.output.split() == ["77", "7"]
+        assert not any(isinstance(e, AgentLog) for e in g.events)  # nothing failed at boot
 
         job = await g.agent.start_job("stress-ng --cpu 1 --timeout 2s --metrics-brief")
         done = await g.event(lambda e: isinstance(e, JobExit) and e.job == job, 60, "stress-ng exit")

@@ -13,7 +13,7 @@ from soak.errors import ImageError
 from soak.image import apt, build, image_from_files
 from soak.image.apt import Package
 from soak.image.build import Plan, ensure_default_image, make_plan
-from soak.image.cache import ImageCache, cache_root, image_key
+from soak.image.cache import ImageCache, Resolved, cache_root, image_key
 from soak.image.model import INITRD, KERNEL, MANIFEST
 
 KERNEL_PKG = Package("linux-image-6.1.0-56-cloud-amd64", "6.1.192-2")
@@ -22,7 +22,8 @@ CLOSURE = (Package("libc6", "2.36-9"), Package("libssl3", "3.0.22-1"))
 
 
 def _plan(**changes: object) -> Plan:
-    fields: dict[str, object] = {"kernel": KERNEL_PKG, "roots": ROOTS, "closure": CLOSURE, "script": b"#!/bin/sh\n"}
+    fields: dict[str, object] = {"kernel": KERNEL_PKG, "roots": ROOTS, "closure": CLOSURE, "compiler": "gcc-12",
+                                 "script": b"#!/bin/sh\n"}
     fields.update(changes)
     return Plan(**fields)  # type: ignore[arg-type]
 
@@ -57,8 +58,16 @@ def test_key_changes_with_every_input_and_nothing_else() -> None:
     assert _plan(script=b"#!/bin/sh\n# changed\n").key() != base
     assert _plan(kernel=Package(KERNEL_PKG.name, "6.1.192-3")).key() != base
     assert _plan(closure=(CLOSURE[0], Package("libssl3", "3.0.23-1"))).key() != base
-    assert _plan().key(closure=CLOSURE[:1]) != base
+    assert _plan(closure=CLOSURE[:1]).key() != base
+    assert _plan(compiler="gcc-13").key() != base
     assert len(base) == 20 and image_key({"a": 1}) == image_key({"a": 1})
+
+
+def test_key_changes_when_the_fault_module_toolchain_appears(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(build, "missing_tools", lambda cc: ["gcc-12"])
+    without = _plan().key()
+    monkeypatch.setattr(build, "missing_tools", lambda cc: [])
+    assert _plan().key() != without
 
 
 def test_plan_resolves_the_kernel_metapackage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -78,10 +87,10 @@ def test_plan_resolves_the_kernel_metapackage(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.setattr(apt, "candidates", candidates)
     cache = ImageCache(tmp_path)
     tmp_path.mkdir(exist_ok=True)
-    cache.write_closure(["libc6"])
+    cache.write_resolved(Resolved(("libc6",), "gcc-12"))
     plan = make_plan(cache)
     assert plan.kernel == KERNEL_PKG
-    assert plan.closure == (Package("libc6", "2.36-9"),)
+    assert plan.closure == (Package("libc6", "2.36-9"),) and plan.compiler == "gcc-12"
     assert len(calls) == 1  # one apt-cache call per lookup
 
 

@@ -16,6 +16,7 @@
 PROTO=1
 RUN=/run/soak
 DEV=/dev/ttyS1
+EXTRA=/lib/soak/extra
 MAXOUT=65536
 
 say() { echo "soak-agent: $*" >/dev/console; }
@@ -93,17 +94,52 @@ forward() {
 	done
 }
 
+# Send a finished command's output (the first MAXOUT bytes) and exit code.
+finish() { # id rc outfile
+	head -c $MAXOUT "$3" | forward "$1"
+	more=
+	[ "$(wc -c <"$3")" -gt $MAXOUT ] && more=" truncated=1"
+	rm -f "$3"
+	send "EXIT $1 $2$more"
+}
+
 do_run() { # id "secs cmd"
 	secs=${2%% *}
 	case "$secs" in '' | *[!0-9]*) send "ERR $1 usage: run SECS CMD" && return ;; esac
 	out=$(mktemp $RUN/run.XXXXXX)
 	timeout -s KILL "$secs" sh -c "${2#* }" </dev/null >"$out" 2>&1 3>&-
-	rc=$?
-	head -c $MAXOUT "$out" | forward "$1"
-	more=
-	[ "$(wc -c <"$out")" -gt $MAXOUT ] && more=" truncated=1"
-	rm -f "$out"
-	send "EXIT $1 $rc$more"
+	finish "$1" $? "$out"
+}
+
+# Provoke a real failure (soak/image/faults.py). The trigger runs in a child
+# process, so an oops kills that child and this handler still reports EXIT.
+do_fault() { # id "name [secs]"
+	name=${2%% *}
+	secs=${2#"$name"}
+	secs=${secs# }
+	case "$name$secs" in '' | *[!a-z0-9-]*) send "ERR $1 usage: fault NAME [SECS]" && return ;; esac
+	case "$secs" in *[!0-9]*) send "ERR $1 usage: fault NAME [SECS]" && return ;; esac
+	case "$name" in
+	sysrq-crash)
+		do_sysrq "$1" c
+		return
+		;;
+	oom) # one allocation just under MemTotal: overcommit allows it, touching it all cannot succeed
+		read -r k mt rest </proc/meminfo
+		cmd="dd if=/dev/zero of=/dev/null bs=$((mt * 95 / 100))k count=1"
+		;;
+	*)
+		[ -e /proc/faultinject ] || insmod $EXTRA/faultinject.ko 2>/dev/null ||
+			{ send "ERR $1 this image has no faultinject module" && return; }
+		grep -qx "$name" /proc/faultinject || { send "ERR $1 unknown fault $name" && return; }
+		cmd="echo '$name ${secs:-30}' >/proc/faultinject"
+		;;
+	esac
+	send "ACK $1"
+	sleep 0.2 # let the ACK leave the UART before the kernel may stop
+	out=$(mktemp $RUN/fault.XXXXXX)
+	sh -c "$cmd" </dev/null >"$out" 2>&1 3>&-
+	finish "$1" $? "$out"
 }
 
 do_start() { # id cmd
@@ -155,6 +191,7 @@ dispatch() { # id verb args
 	stop) do_stop "$1" "$3" ;;
 	sysrq) do_sysrq "$1" "$3" ;;
 	poweroff) do_poweroff "$1" ;;
+	fault) do_fault "$1" "$3" ;;
 	hello) hello && send "ACK $1" ;;
 	*) send "ERR $1 unknown command ${2:-(none)}" ;;
 	esac
