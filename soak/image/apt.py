@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from soak.errors import ImageError
+from soak.image import tools
 
 APT_TOOLS = ("apt-get", "apt-cache", "dpkg-deb")
 NO_APT_HINT = (
@@ -54,22 +54,8 @@ def check_tools() -> None:
 
 
 def run_tool(argv: Sequence[str], *, timeout: float, cwd: Path | None = None) -> str:
-    """Run a tool with the C locale; its stdout, or an `ImageError` with its last words."""
-    env = {**os.environ, "LC_ALL": "C"}
-    try:
-        proc = subprocess.run(
-            list(argv), cwd=cwd, env=env, capture_output=True, text=True,
-            timeout=timeout, check=False, stdin=subprocess.DEVNULL,
-        )
-    except FileNotFoundError as exc:
-        raise ImageError(f"{argv[0]} not found: {NO_APT_HINT}") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise ImageError(f"`{' '.join(argv[:3])} ...` did not finish within {timeout:.0f} s") from exc
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("E:")] or proc.stderr.splitlines()
-        tail = lines[-1] if lines else f"exit code {proc.returncode}"
-        raise ImageError(f"`{' '.join(argv[:3])} ...` failed: {tail.strip()}")
-    return proc.stdout
+    """`tools.run_tool` with the hint for hosts without apt."""
+    return tools.run_tool(argv, timeout=timeout, cwd=cwd, hint=NO_APT_HINT)
 
 
 def parse_stanzas(text: str) -> list[dict[str, str]]:

@@ -15,7 +15,6 @@ import importlib.resources
 import json
 import platform
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from soak.image.model import (
     MANIFEST,
     GuestImage,
 )
+from soak.image.tools import run_tool
 
 BUILDER_VERSION = 3
 KERNEL_META = "linux-image-cloud-amd64"
@@ -149,13 +149,7 @@ class _Unpacker:
 
 
 def _busybox_applets(busybox: Path) -> tuple[str, ...]:
-    try:
-        out = subprocess.run(
-            [str(busybox), "--list-full"], capture_output=True, text=True,
-            timeout=TOOL_TIMEOUT, check=True, stdin=subprocess.DEVNULL,
-        ).stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ImageError(f"cannot list busybox applets with {busybox}: {exc}") from exc
+    out = run_tool([str(busybox), "--list-full"], timeout=TOOL_TIMEOUT)
     return tuple(a for a in out.split() if a and a != "bin/busybox")
 
 

@@ -14,7 +14,6 @@ import hashlib
 import importlib.resources
 import re
 import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from soak.errors import ImageError
 from soak.image import apt
 from soak.image.apt import Package
 from soak.image.kernel import Module, modules_in_load_order
+from soak.image.tools import run_tool
 
 MODULE = "faultinject"
 SOURCES = ("faultinject.c", "Makefile")
@@ -81,17 +81,6 @@ def _header_packages(release: str, version: str) -> tuple[list[Package], str | N
     return [apt.package(records[n]) for n in wanted], compiler
 
 
-def _run(argv: list[str], cwd: Path, timeout: float) -> None:
-    try:
-        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              check=False, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ImageError(f"`{' '.join(argv[:2])} ...` failed: {exc}") from exc
-    if proc.returncode != 0:
-        tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-        raise ImageError(f"`{' '.join(argv[:2])} ...` exited {proc.returncode}: {tail}")
-
-
 def compile_module(header_debs: list[Path], release: str, work: Path) -> Module:
     """Unpack the header debs under ``work`` and build the module there.
 
@@ -110,9 +99,10 @@ def compile_module(header_debs: list[Path], release: str, work: Path) -> Module:
     src.mkdir(parents=True)
     for name in SOURCES:
         (src / name).write_bytes(_source(name))
-    _run(["make", "-C", str(kdir), f"M={src}", "modules"], src, MAKE_TIMEOUT)
+    run_tool(["make", "-C", str(kdir), f"M={src}", "modules"], cwd=src, timeout=MAKE_TIMEOUT)
     # The build id hashes debug paths of this scratch tree: drop it so equal inputs give equal bytes.
-    _run(["strip", "--strip-debug", "--remove-section=.note.gnu.build-id", f"{MODULE}.ko"], src, STRIP_TIMEOUT)
+    run_tool(["strip", "--strip-debug", "--remove-section=.note.gnu.build-id", f"{MODULE}.ko"],
+             cwd=src, timeout=STRIP_TIMEOUT)
     return modules_in_load_order(src, [MODULE], release)[0]
 
 

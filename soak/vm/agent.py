@@ -219,6 +219,9 @@ class AgentClient:
     Events are read by a background task into a bounded buffer: when the
     consumer of `events` falls behind, the oldest are dropped and an
     `EventsDropped` tells how many. Replies to commands never go through it.
+    Every command has a deadline; the reader itself waits for lines without
+    one, because a silent guest is the heartbeat watchdog's finding, not an
+    error of the channel.
     """
 
     def __init__(self, socket_path: Path | str, *, name: str, max_events: int = 1024,
