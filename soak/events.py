@@ -52,6 +52,10 @@ class VmInfo:
     memory_mib: int
     machine: str
     image: str
+    expect: list[str] = field(default_factory=list)
+    """Failure kinds this VM must produce (``a|b``: either), e.g. in a self-test."""
+    tolerate: list[str] = field(default_factory=list)
+    expect_within_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

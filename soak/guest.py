@@ -42,6 +42,8 @@ from soak.detect.hang import HangFacts, hang_verdict
 from soak.detect.qmp_events import paused_verdict, qmp_event_verdict
 from soak.detect.verdict import Verdict
 from soak.errors import AgentError, LaunchError, QMPError
+from soak.faults.driver import FaultDriver
+from soak.hostload import cpu_pressure, host_starved
 from soak.kinds import Kind
 from soak.profile import Profile, VmSpec
 from soak.recorder import Recorder
@@ -108,7 +110,11 @@ class _Boot:
     console_done: asyncio.Event = field(default_factory=asyncio.Event)
     slot: _BootSlot | None = None
     boot_id: str | None = None
-    became_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    watch_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    """Wakes the watchdog when its deadline moves earlier (ready) or a fault window ends."""
+    watch_suspended: int = 0
+    """Faults in progress during which the guest cannot heartbeat (a pause, a SIGSTOP)."""
+    expecting_reboot: bool = False
     crash_seen_at: float | None = None
     """When the console line that opened the pending kernel report arrived."""
     """The guest's own boot id from its HELLO: a new one means the guest rebooted."""
@@ -148,11 +154,40 @@ class GuestRunner:
         self._tg: asyncio.TaskGroup | None = None
         self._failure_lock = asyncio.Lock()
         self._vm_dir = setup.run_dir.vm_dir(spec.name)
+        self.faults = FaultDriver(spec, seed=setup.profile.run.seed, emit=self.emit,
+                                  memory_s=max(120.0, 3 * self.watch.hang_timeout))
+        self._first_ready = asyncio.Event()
+        self._readiness = asyncio.Event()
+        """Set whenever a boot becomes ready or the run stops: wakes `wait_ready`."""
 
     # ----------------------------------------------------------------- lifecycle
 
     async def run(self) -> None:
-        """Boot, watch and restart the VM until the run's stop event is set."""
+        """Boot, watch and restart the VM until the run stops; its faults run alongside."""
+        async with asyncio.TaskGroup() as tg:
+            faults = tg.create_task(self.faults.run(self, self._first_ready))
+            try:
+                await self._boot_loop()
+            finally:
+                faults.cancel()
+
+    async def wait_ready(self) -> _BootHandle | None:
+        """The current boot once it is ready to take a fault; None when the run stops."""
+        while not self.setup.control.stop.is_set():
+            boot = self._boot
+            if boot is not None and boot.ready_at is not None and boot.failed is None and boot.stopping is None:
+                return _BootHandle(self, boot)
+            self._readiness.clear()
+            stop = asyncio.ensure_future(self.setup.control.stop.wait())
+            ready = asyncio.ensure_future(self._readiness.wait())
+            try:
+                await asyncio.wait([stop, ready], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+                ready.cancel()
+        return None
+
+    async def _boot_loop(self) -> None:
         restart = self.setup.profile.restart
         while not self.setup.control.stop.is_set():
             try:
@@ -370,6 +405,8 @@ class GuestRunner:
         if event.name == "SHUTDOWN" and event.data.get("guest") and event.data.get("reason") == "guest-shutdown":
             boot.guest_shutdown = True
             return
+        if boot.watch_suspended or boot.expecting_reboot:
+            return  # a fault of ours in progress: its STOP, RESET and SHUTDOWN events are expected
         if event.name == "STOP":
             self._spawn(self._check_unexpected_stop(boot))
             return
@@ -384,7 +421,7 @@ class GuestRunner:
 
     async def _check_unexpected_stop(self, boot: _Boot) -> None:
         await asyncio.sleep(0.5)  # GUEST_PANICKED and SHUTDOWN come with a STOP: let them win
-        if boot.failed is not None or boot.stopping is not None or self._qmp is None:
+        if boot.failed is not None or boot.stopping is not None or self._qmp is None or boot.watch_suspended:
             return
         try:
             state = await self._qmp.status()
@@ -423,13 +460,19 @@ class GuestRunner:
         now = time.monotonic()
         if boot.ready_at is not None:
             rebooted = hello.boot_id != boot.boot_id
-            if rebooted and boot.failed is None and boot.stopping is None:  # the guest rebooted under us
+            if rebooted and boot.expecting_reboot:  # a reset fault's intended outcome
+                boot.boot_id, boot.expecting_reboot = hello.boot_id, False
+                boot.last_heartbeat = now
+                boot.watch_changed.set()
+            elif rebooted and boot.failed is None and boot.stopping is None:  # the guest rebooted under us
                 self._spawn(self._fail(boot, Verdict(Kind.GUEST_RESET, "guest reset itself"), "agent",
                                        console_explains=True))
             return
         boot.boot_id = hello.boot_id
         boot.ready_at = now
-        boot.became_ready.set()
+        boot.watch_changed.set()
+        self._first_ready.set()
+        self._readiness.set()
         boot.last_heartbeat = now
         if boot.slot is not None:
             boot.slot.release()
@@ -450,25 +493,29 @@ class GuestRunner:
         ))
 
     async def _watchdog(self, boot: _Boot) -> None:
-        """Sleeps until the next deadline (boot timeout, then heartbeat timeout); no polling."""
+        """Sleeps until the next deadline (boot timeout, then heartbeat timeout); no polling.
+
+        Heartbeats only move the deadline later, so the watchdog wakes at most once per
+        hang timeout; readiness and the end of a fault window wake it through ``watch_changed``.
+        """
         while not boot.over.is_set():
-            if boot.ready_at is None:
+            if boot.watch_suspended or boot.expecting_reboot:
+                deadline = time.monotonic() + (self.watch.boot_timeout if boot.expecting_reboot else 3600.0)
+            elif boot.ready_at is None:
                 deadline = boot.started + self.watch.boot_timeout
             else:
                 assert boot.last_heartbeat is not None
                 deadline = boot.last_heartbeat + self.watch.hang_timeout
             delay = deadline - time.monotonic()
             if delay > 0:
-                if boot.ready_at is not None:
-                    await asyncio.sleep(delay)  # heartbeats only ever move this deadline later
-                else:
-                    with contextlib.suppress(TimeoutError):  # readiness moves it earlier: wake up
-                        async with asyncio.timeout(delay):
-                            await boot.became_ready.wait()
+                boot.watch_changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await boot.watch_changed.wait()
                 continue
             if boot.failed is not None or boot.stopping is not None:
                 return
-            if boot.ready_at is None:
+            if boot.ready_at is None or boot.expecting_reboot:
                 await self._fail(boot, Verdict(Kind.BOOT_TIMEOUT, "boot timeout: no agent hello"),
                                  "boot", diagnose=True)
                 return
@@ -480,6 +527,7 @@ class GuestRunner:
         assert boot.last_heartbeat is not None
         seen_at = boot.last_heartbeat
         age = time.monotonic() - seen_at
+        loop_lag_s = age - self.watch.hang_timeout  # the watchdog should have woken right at the deadline
         self.emit(ev.HeartbeatLate(vm=self.spec.name, age_s=round(age, 3)))
         run_state: str | None = None
         qmp_answered = False
@@ -493,12 +541,20 @@ class GuestRunner:
         if boot.last_heartbeat != seen_at or boot.over.is_set():
             return not boot.over.is_set()  # it answered after all: a slow guest is not a hung one
         busy = evidence.vcpu_busy_share(before, after) if before and after else None
+        starved = host_starved(
+            vcpu_share=busy, loop_lag_s=loop_lag_s,
+            vcpus_runnable=after is not None and evidence.vcpus_runnable(boot.qemu.pid, after),
+        )
         facts = HangFacts(qmp_answered=qmp_answered, run_state=run_state,
-                          process_state=boot.qemu.state(), vcpu_busy_share=busy)
+                          process_state=boot.qemu.state(), vcpu_busy_share=busy, host_starved=starved)
         verdict = hang_verdict(facts)
         if verdict is None:
-            self.emit(ev.InfraProblem(vm=self.spec.name, problem="host-starved",
-                                      message=f"no heartbeat for {age:.1f}s while the host was starved"))
+            psi = cpu_pressure()
+            self.emit(ev.InfraProblem(
+                vm=self.spec.name, problem="host-starved",
+                message=f"no heartbeat for {age:.1f}s while the host was starved (vCPU share "
+                        f"{busy if busy is not None else float('nan'):.2f}, CPU pressure {psi}%, "
+                        f"soak loop late {loop_lag_s:.1f}s)"))
             boot.last_heartbeat = time.monotonic()
             return True
         threads = evidence.describe_threads(boot.qemu.pid, before, after)
@@ -563,12 +619,14 @@ class GuestRunner:
             if report_text:
                 files["report.txt"] = report_text
             files.update(extra or {})
-            latency = time.monotonic() - first_seen if first_seen is not None else None
+            now = time.monotonic()
+            latency = now - first_seen if first_seen is not None else None
+            expected = verdict.kind.value in self.spec.allowed_kinds or self.faults.intended(verdict.kind, now)
             failure = ev.Failure(
                 vm=self.spec.name, kind=verdict.kind, title=verdict.title, boot=boot.number,
                 detected_by=detected_by, latency_s=round(latency, 3) if latency is not None else None,
                 corrupted=corrupted, evidence=self.setup.run_dir.relative(folder),
-                message=verdict.message,
+                message=verdict.message, faults=self.faults.preceding(now), expected=expected,
             )
             write_evidence(folder, files, {
                 **ev.to_record(failure),
@@ -590,5 +648,42 @@ class GuestRunner:
         self._tg.create_task(coro)
 
 
+class _BootHandle:
+    """One ready boot, as a fault injector sees it (soak.faults.driver.FaultableBoot)."""
+
+    def __init__(self, runner: GuestRunner, boot: _Boot) -> None:
+        self._runner = runner
+        self._boot = boot
+
+    @property
+    def pid(self) -> int:
+        return self._boot.qemu.pid
+
+    @property
+    def qmp(self) -> QmpSession | None:
+        return self._runner._qmp
+
+    @property
+    def agent(self) -> AgentClient | None:
+        return self._runner._agent
+
+    @property
+    def qmp_timeout(self) -> float:
+        return self._runner.watch.qmp_timeout
+
+    def suspend_watch(self) -> None:
+        self._boot.watch_suspended += 1
+
+    def resume_watch(self) -> None:
+        self._boot.watch_suspended = max(0, self._boot.watch_suspended - 1)
+        if not self._boot.watch_suspended:
+            self._boot.last_heartbeat = time.monotonic()  # the hang timeout counts from the window's end
+            self._boot.watch_changed.set()
+
+    def expect_reboot(self) -> None:
+        self._boot.expecting_reboot = True
+        self._boot.watch_changed.set()
+
+
 def _console_verdict(report: Report) -> Verdict:
-    return Verdict(report.kind, report.title, terminal=report.kind == Kind.KERNEL_PANIC)
+    return Verdict(report.kind, report.title, terminal=report.kind == Kind.KERNEL_PANIC or report.panicked)

@@ -68,6 +68,8 @@ CONSOLE_KINDS: frozenset[Kind] = frozenset(
         Kind.LOCKDEP,
         Kind.MEMORY_LEAK,
         Kind.OOM,
+        Kind.GUEST_RESET,  # "unexpected kernel reboot": the kernel booted again mid-run
+        Kind.WORKLOAD_FAILURE,  # a user-space runtime's fatal error on the console (Go panic, SYZFAIL)
     }
 )
-"""Kinds the console classifier produces; the others come from the supervisor."""
+"""Kinds the console classifier may produce; the others come only from the supervisor."""

@@ -37,13 +37,13 @@ from pydantic import (
 )
 
 from soak.errors import ProfileError
-from soak.units import parse_duration, parse_size_mib
+from soak.faults.catalog import fault_type
+from soak.faults.settings import FaultSettings
+from soak.kinds import Kind
+from soak.units import Seconds, parse_size_mib
 
 MIN_MEMORY_MIB = 96
 """The default guest kernel needs 72 MiB to boot; leave it room for its agent."""
-
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-MiB = Annotated[int, BeforeValidator(parse_size_mib)]
 
 
 class _Strict(BaseModel):
@@ -145,7 +145,26 @@ class GroupSettings(_Strict):
     """One count, a list cycled over the group's VMs, or a range drawn with the run's seed."""
     memory: Annotated[int | list[int], BeforeValidator(_size_choices)] = 256
     machine: Literal["pc", "q35"] = "pc"
+    max_vcpus: int | None = Field(default=None, ge=1, le=255)
+    """vCPU slots for hotplug; defaults to one spare slot when a vcpu-hotplug fault is declared."""
     image: ImageSettings = ImageSettings()
+    fault: list[FaultSettings] = Field(default_factory=list)
+    expect: list[str] = Field(default_factory=list)
+    """Failure kinds each VM of the group must produce (``a|b``: either); a self-test declares them."""
+    tolerate: list[str] = Field(default_factory=list)
+    """Failure kinds that may happen without failing the run (side effects of an expected one)."""
+    expect_within: Seconds = 120.0
+    """Deadline for ``expect``, from the VM's first fault (or its first ready, without faults)."""
+
+    @field_validator("expect", "tolerate")
+    @classmethod
+    def _kinds(cls, value: list[str]) -> list[str]:
+        known = {k.value for k in Kind}
+        for entry in value:
+            for kind in entry.split("|"):
+                if kind not in known:
+                    raise ValueError(f"unknown failure kind {kind!r}; known: {', '.join(sorted(known))}")
+        return value
 
     @field_validator("vcpus")
     @classmethod
@@ -196,7 +215,22 @@ class VmSpec(_Strict):
     vcpus: int
     memory_mib: int
     machine: str
+    max_vcpus: int | None = None
     image: ImageSettings
+    index_in_group: int = 0
+    faults: list[FaultSettings] = Field(default_factory=list)
+    expect: list[str] = Field(default_factory=list)
+    tolerate: list[str] = Field(default_factory=list)
+    expect_within_s: float = 120.0
+
+    @property
+    def needs_snapshot_disk(self) -> bool:
+        return any(fault_type(f.type).needs == "snapshot" for f in self.faults)
+
+    @property
+    def allowed_kinds(self) -> frozenset[str]:
+        """Kinds that are expected outcomes on this VM, not findings."""
+        return frozenset(k for entry in (*self.expect, *self.tolerate) for k in entry.split("|"))
 
 
 def expand_fleet(profile: Profile) -> list[VmSpec]:
@@ -207,16 +241,25 @@ def expand_fleet(profile: Profile) -> list[VmSpec]:
     rng = random.Random(profile.run.seed)
     fleet: list[VmSpec] = []
     for group in profile.group:
+        hotplug = any(fault_type(f.type).needs == "hotplug" for f in group.fault)
         for i in range(group.count):
+            vcpus = _pick_int(group.vcpus, i, rng)
+            max_vcpus = group.max_vcpus or (vcpus + 1 if hotplug else None)
             fleet.append(
                 VmSpec(
                     name=f"{group.name}-{i}",
                     group=group.name,
                     index=len(fleet),
-                    vcpus=_pick_int(group.vcpus, i, rng),
+                    index_in_group=i,
+                    vcpus=vcpus,
                     memory_mib=_pick_int(group.memory, i, rng),
                     machine=group.machine,
+                    max_vcpus=max(max_vcpus, vcpus) if max_vcpus else None,
                     image=group.image,
+                    faults=group.fault,
+                    expect=group.expect,
+                    tolerate=group.tolerate,
+                    expect_within_s=group.expect_within,
                 )
             )
     return fleet

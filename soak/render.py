@@ -16,6 +16,14 @@ from soak.units import format_duration
 _VERDICT_STYLE = {"clean": "bold green", "failures": "bold red", "infra-error": "bold yellow"}
 
 
+def output_console() -> Console:
+    """The console for reports: as wide as a terminal, or 160 columns in a log file."""
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=160)
+    return console
+
+
 def _when(t: float) -> str:
     return time.strftime("%m-%d %H:%M:%S", time.localtime(t))
 
@@ -54,6 +62,17 @@ def render_summary(summary: Summary, console: Console, run_dir: Path | None = No
         console.print(table)
     else:
         console.print("No failures.")
+    if summary.expectations:
+        table = Table(title="Expected vs detected", title_justify="left")
+        for column in ("VM", "expected", "detected", "after", "deadline", ""):
+            table.add_column(column)
+        for e in summary.expectations:
+            table.add_row(
+                e.vm, e.kinds, escape(e.detected) or "[red]nothing[/]",
+                "-" if e.after_s is None else f"{e.after_s:.1f}s", f"{e.within_s:.0f}s",
+                "[green]ok[/]" if e.met else "[red]MISSED[/]",
+            )
+        console.print(table)
     for problem in summary.infra_problems[:10]:
         console.print(f"[yellow]soak problem[/] {problem['vm'] or ''} {problem['problem']}: {escape(problem['message'])}")
     if len(summary.infra_problems) > 10:

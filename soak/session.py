@@ -14,6 +14,7 @@ import json
 import logging
 import shlex
 import shutil
+import subprocess
 import sys
 import uuid
 from collections.abc import Callable
@@ -25,7 +26,10 @@ from rich.console import Console
 from soak import __version__
 from soak import events as ev
 from soak.accel import AccelChoice, choose_accel, qemu_version
-from soak.errors import UsageError
+from soak.errors import LaunchError, UsageError
+from soak.faults.catalog import fault_type
+from soak.faults.inject import SNAPSHOT_NODE
+from soak.image.faults import fault_kernel_args
 from soak.journal import Journal
 from soak.live import LiveView
 from soak.profile import Profile, VmSpec, expand_fleet
@@ -82,6 +86,21 @@ def select_fleet(profile: Profile, only: list[str]) -> list[VmSpec]:
     if unknown:
         raise UsageError(f"no VM named {', '.join(unknown)} in this profile (VMs: {', '.join(sorted(names))})")
     return [vm for vm in fleet if vm.name in only]
+
+
+def snapshot_disk_args(path: Path, qemu: str) -> tuple[str, ...]:
+    """A fresh qcow2 node for snapshot faults (QMP snapshot-save needs a node name).
+
+    :raise LaunchError: qemu-img is missing or fails.
+    """
+    qemu_img = shutil.which("qemu-img") or str(Path(shutil.which(qemu) or qemu).with_name("qemu-img"))
+    path.unlink(missing_ok=True)
+    try:
+        subprocess.run([qemu_img, "create", "-q", "-f", "qcow2", str(path), "4G"], check=True,
+                       capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise LaunchError(f"cannot create the snapshot disk with qemu-img (Debian: qemu-utils): {exc}") from exc
+    return ("-blockdev", f"driver=qcow2,node-name={SNAPSHOT_NODE},file.driver=file,file.filename={path}")
 
 
 def resolve_images(fleet: list[VmSpec], progress: Callable[[str], None]) -> dict[str, BootImage]:
@@ -141,13 +160,19 @@ class Session:
         assert self.accel is not None
         image = self.images[spec.group]
         watch = self.profile.watch
-        args = (f"soak_hb={watch.heartbeat_interval:g}", f"soak_vm={spec.name}", f"soak_boot={boot}")
+        args: tuple[str, ...] = (f"soak_hb={watch.heartbeat_interval:g}", f"soak_vm={spec.name}", f"soak_boot={boot}")
+        guest_faults = [f.type for f in spec.faults if fault_type(f.type).guest]
+        args += tuple(fault_kernel_args(guest_faults))
+        extra: tuple[str, ...] = ()
+        if spec.needs_snapshot_disk:
+            extra = snapshot_disk_args(qmp_socket.with_suffix(".qcow2"), self.profile.run.qemu)
         return QemuConfig(
             name=spec.name,
             qemu=self.profile.run.qemu,
             accel=self.accel.accel,
             machine=spec.machine,
             vcpus=spec.vcpus,
+            max_vcpus=spec.max_vcpus,
             memory_mib=spec.memory_mib,
             kernel=image.kernel,
             initrd=image.initrd,
@@ -155,6 +180,7 @@ class Session:
             tsc_khz=self.tsc_khz,
             qmp_socket=qmp_socket,
             agent_socket=agent_socket,
+            extra_args=extra,
         )
 
     def soak_command(self, spec: VmSpec) -> str:
@@ -207,7 +233,8 @@ class Session:
             command=self.options.command,
             vms=[
                 ev.VmInfo(name=s.name, group=s.group, vcpus=s.vcpus, memory_mib=s.memory_mib,
-                          machine=s.machine, image=self.images[s.group].label)
+                          machine=s.machine, image=self.images[s.group].label, expect=list(s.expect),
+                          tolerate=list(s.tolerate), expect_within_s=s.expect_within_s)
                 for s in self.fleet
             ],
         )

@@ -50,6 +50,24 @@ class FailureGroup:
 
 
 @dataclass
+class Expectation:
+    """A failure a VM was declared to produce (a self-test), and whether it did in time."""
+
+    vm: str
+    kinds: str
+    """``a|b``: either kind satisfies it."""
+    within_s: float
+    detected: str = ""
+    """``kind: title`` of the failure that met it."""
+    after_s: float | None = None
+    """Seconds from the VM's first fault (or first ready) to the failure."""
+
+    @property
+    def met(self) -> bool:
+        return self.after_s is not None and self.after_s <= self.within_s
+
+
+@dataclass
 class Summary:
     run_id: str = ""
     profile: str = ""
@@ -68,6 +86,7 @@ class Summary:
     skipped_records: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
     """The run totals exactly as pushed to a Pushgateway (soak.metrics.RunTotals)."""
+    expectations: list[Expectation] = field(default_factory=list)
 
     @property
     def vm_hours(self) -> float:
@@ -78,8 +97,12 @@ class Summary:
         return sum(g.count - g.expected for g in self.failures)
 
     @property
+    def missed_expectations(self) -> int:
+        return sum(not e.met for e in self.expectations)
+
+    @property
     def verdict(self) -> str:
-        if self.unexpected_failures:
+        if self.unexpected_failures or self.missed_expectations:
             return "failures"
         if self.infra_problems or (self.started is not None and self.finish_reason == "error"):
             return "infra-error"
@@ -142,6 +165,11 @@ class Summary:
                 for g in self.failures
             ],
             "faults": self.faults,
+            "expectations": [
+                {"vm": e.vm, "kinds": e.kinds, "within_s": e.within_s, "met": e.met, "detected": e.detected,
+                 "after_s": None if e.after_s is None else round(e.after_s, 3)}
+                for e in self.expectations
+            ],
             "infra_problems": self.infra_problems,
             "journal": {"torn_tail": self.torn_tail, "skipped_records": self.skipped_records},
             "metrics": self.metrics,
@@ -168,6 +196,7 @@ def summarize(events: list[ev.Event], *, now: float | None = None) -> Summary:
     for event in events:
         last_t = max(last_t, event.t)
         _fold(s, groups, event)
+    s.expectations = check_expectations(events)
     end = now if now is not None else (s.finished or last_t or time.time())
     for vm in s.vms.values():
         if vm._ready_at is not None:  # still up when the journal ends
@@ -228,3 +257,34 @@ def _fold_vm(s: Summary, groups: dict[tuple[str, str], FailureGroup], vm: VmSumm
         group.last_seen = event.t
         if event.vm not in group.vms:
             group.vms.append(event.vm)
+
+
+def check_expectations(events: list[ev.Event]) -> list[Expectation]:
+    """Match each VM's declared failures to what it produced, in time order.
+
+    The clock starts at the VM's first fault (the cause), or at its first ready
+    when it has no faults; each failure can meet one expectation only.
+    """
+    started = next((e for e in events if isinstance(e, ev.RunStarted)), None)
+    if started is None:
+        return []
+    results: list[Expectation] = []
+    for info in started.vms:
+        if not info.expect:
+            continue
+        anchor = next((e.t for e in events if isinstance(e, ev.FaultInjected) and e.vm == info.name), None)
+        if anchor is None:
+            anchor = next((e.t for e in events if isinstance(e, ev.VmReady) and e.vm == info.name), None)
+        failures = [e for e in events if isinstance(e, ev.Failure) and e.vm == info.name]
+        used: set[int] = set()
+        for kinds in info.expect:
+            expectation = Expectation(info.name, kinds, info.expect_within_s)
+            wanted = set(kinds.split("|"))
+            for i, failure in enumerate(failures):
+                if i not in used and failure.kind.value in wanted and anchor is not None:
+                    used.add(i)
+                    expectation.detected = f"{failure.kind.value}: {failure.title}"
+                    expectation.after_s = max(0.0, failure.t - anchor)
+                    break
+            results.append(expectation)
+    return results

@@ -7,6 +7,9 @@ which the profile loader turns into a one-line ProfileError.
 from __future__ import annotations
 
 import re
+from typing import Annotated
+
+from pydantic import BeforeValidator
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.ASCII)
 _DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -66,3 +69,9 @@ def format_duration(seconds: float) -> str:
     if s < 86400:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+"""A profile field holding a duration, in seconds."""
+MiB = Annotated[int, BeforeValidator(parse_size_mib)]
+"""A profile field holding a memory size, in MiB."""

@@ -10,13 +10,12 @@ from typing import Any
 
 import click
 from prometheus_client import CollectorRegistry
-from rich.console import Console
 
 from soak.errors import MetricsError
 from soak.exporter import push_final, serve_metrics
 from soak.metrics import Metrics
 from soak.profile import load_profile
-from soak.render import render_summary
+from soak.render import output_console, render_summary
 from soak.rundir import default_run_dir
 from soak.session import RunOptions, Session
 
@@ -38,7 +37,7 @@ def run(profile_path: Path, duration: str | None, seed: int | None, accel: str |
     overrides: dict[str, Any] = {"duration": duration, "seed": seed, "accel": accel,
                                  "metrics_listen": metrics_listen}
     profile = load_profile(profile_path, overrides)
-    console = Console(highlight=False)
+    console = output_console()
     options = RunOptions(
         profile_path=profile_path,
         profile=profile,

@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from soak.errors import UsageError
 from soak.journal import JOURNAL_NAME
-from soak.render import junit_xml, render_summary
+from soak.render import junit_xml, output_console, render_summary
 from soak.summary import load_summary
 
 
@@ -31,5 +30,5 @@ def summary(run_dir: Path, as_json: bool, junit: Path | None) -> None:
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
-        render_summary(result, Console(highlight=False), journal.parent)
+        render_summary(result, output_console(), journal.parent)
     sys.exit(result.exit_code)

@@ -52,6 +52,12 @@ def vcpu_busy_share(before: ThreadTimes, after: ThreadTimes) -> float | None:
     return sum(used) / len(used) / elapsed
 
 
+def vcpus_runnable(pid: int, times: ThreadTimes) -> bool:
+    """Most vCPU threads are runnable (state R): they want a CPU, whether or not they get one."""
+    states = [_thread_state(pid, tid) for tid, name in times.names.items() if name.startswith("CPU ")]
+    return bool(states) and sum(s == "R" for s in states) * 2 > len(states)
+
+
 def describe_threads(pid: int, before: ThreadTimes | None, after: ThreadTimes | None) -> str:
     """A table of QEMU's threads: name, state, CPU used during the diagnosis window."""
     lines = [f"QEMU pid {pid} threads (cpu = seconds used during the diagnosis window):"]

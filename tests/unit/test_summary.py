@@ -82,3 +82,33 @@ def test_junit() -> None:
     assert cases["g-1"].find("failure") is not None
     assert cases["g-1"].find("failure").get("message") == "WARNING in foo"  # type: ignore[union-attr]
     assert cases["g-0"].find("failure") is None
+
+
+def test_expectations_met_missed_and_late() -> None:
+    vms = [
+        ev.VmInfo(name="ok-0", group="ok", vcpus=1, memory_mib=256, machine="pc", image="i",
+                  expect=["kernel-oops|kernel-panic"], expect_within_s=60),
+        ev.VmInfo(name="late-0", group="late", vcpus=1, memory_mib=256, machine="pc", image="i",
+                  expect=["hung-task"], expect_within_s=30),
+        ev.VmInfo(name="none-0", group="none", vcpus=1, memory_mib=256, machine="pc", image="i",
+                  expect=["qemu-crash"], expect_within_s=30),
+    ]
+    start = ev.RunStarted(t=0, run_id="r", profile="selftest", profile_path="p", seed=1, accel="tcg",
+                          accel_reason="", version="0", duration_s=100, command=[], vms=vms)
+    events: list[ev.Event] = [
+        start,
+        ev.FaultInjected(t=10.0, vm="ok-0", fault="oops", seq=1, expect="fail"),
+        failure(12.5, "ok-0", "BUG: unable to handle kernel NULL pointer dereference in fi_write", Kind.KERNEL_OOPS,
+                expected=True),
+        ev.FaultInjected(t=10.0, vm="late-0", fault="hung", seq=1, expect="fail"),
+        failure(70.0, "late-0", "INFO: task hung in fi_write", Kind.HUNG_TASK, expected=True),
+        ev.VmReady(t=5.0, vm="none-0", boot=1, boot_s=4.0),
+    ]
+    s = summarize(events)
+    by_vm = {e.vm: e for e in s.expectations}
+    assert by_vm["ok-0"].met and by_vm["ok-0"].after_s == 2.5
+    assert not by_vm["late-0"].met and by_vm["late-0"].after_s == 60.0
+    assert not by_vm["none-0"].met and by_vm["none-0"].detected == ""
+    assert s.unexpected_failures == 0
+    assert s.verdict == "failures"  # two expectations missed
+    assert [e["met"] for e in s.to_json()["expectations"]] == [True, False, False]

@@ -1,0 +1,1 @@
+"""Host-side and in-guest faults: the catalogue, how profiles declare them, their timeline, injection."""

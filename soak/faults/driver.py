@@ -1,0 +1,119 @@
+"""Driving one VM's fault timeline, and remembering which faults came before a failure.
+
+The driver runs beside the VM's boots for the whole run. When a fault is due
+it waits for a ready boot, tells the boot what to expect (a window without
+heartbeats, a reboot), applies the fault, and journals it. Failures ask the
+driver which faults preceded them ("hang after pause#3") and whether a fault
+declared them as its intended outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from soak import events as ev
+from soak.faults.catalog import FAIL, SURVIVE, FaultType, fault_type
+from soak.faults.inject import FaultError, FaultTarget, inject
+from soak.faults.schedule import fault_timeline
+from soak.faults.settings import FaultSettings
+from soak.kinds import Kind
+from soak.profile import VmSpec
+
+log = logging.getLogger(__name__)
+
+MAX_REMEMBERED = 64
+
+
+class FaultableBoot(FaultTarget, Protocol):
+    """A ready boot, as the driver sees it."""
+
+    def suspend_watch(self) -> None:
+        """No hang detection until `resume_watch` (the guest cannot heartbeat meanwhile)."""
+
+    def resume_watch(self) -> None:
+        """Hang detection again, timed from now."""
+
+    def expect_reboot(self) -> None:
+        """The next HELLO with a new boot id is the fault's outcome; hang detection waits for it."""
+
+
+class FaultableVm(Protocol):
+    async def wait_ready(self) -> FaultableBoot | None:
+        """The current boot once it is ready; None when the run is stopping."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Remembered:
+    at: float
+    label: str
+    fault: FaultType
+    expect: str
+    end: float
+
+
+class FaultDriver:
+    def __init__(self, spec: VmSpec, *, seed: int, emit: Callable[[ev.Event], None], memory_s: float) -> None:
+        self.spec = spec
+        self.seed = seed
+        self.emit = emit
+        self.memory_s = memory_s
+        """How far back a failure looks for the faults that preceded it."""
+        self._seq = 0
+        self._recent: deque[_Remembered] = deque(maxlen=MAX_REMEMBERED)
+
+    async def run(self, vm: FaultableVm, first_ready: asyncio.Event) -> None:
+        """Apply the timeline until cancelled (at the end of the run)."""
+        if not self.spec.faults:
+            return
+        await first_ready.wait()
+        start = time.monotonic()
+        timeline = fault_timeline(self.spec.faults, seed=self.seed, vm=self.spec.name,
+                                  vm_index_in_group=self.spec.index_in_group)
+        for planned in timeline:
+            await asyncio.sleep(max(0.0, start + planned.at_s - time.monotonic()))
+            boot = await vm.wait_ready()
+            if boot is None:
+                return
+            await self._apply(planned.settings, boot)
+
+    async def _apply(self, settings: FaultSettings, boot: FaultableBoot) -> None:
+        self._seq += 1
+        kind = fault_type(settings.type)
+        expect = settings.outcome_expected
+        label = f"{settings.type}#{self._seq}"
+        now = time.monotonic()
+        windowed = kind.windowed or kind.needs in ("hotplug", "snapshot")
+        self._recent.append(_Remembered(now, label, kind, expect, now + (settings.duration if windowed else 0)))
+        self.emit(ev.FaultInjected(vm=self.spec.name, fault=settings.type, seq=self._seq,
+                                   duration_s=settings.duration if windowed else 0.0, expect=expect,
+                                   detail=kind.summary))
+        suspended = not kind.guest and expect == SURVIVE
+        if kind.reboots:
+            boot.expect_reboot()
+        elif suspended:
+            boot.suspend_watch()
+        try:
+            await inject(settings, boot, self._seq)
+        except FaultError as exc:
+            self.emit(ev.InfraProblem(vm=self.spec.name, problem="fault", message=f"{label}: {exc}"))
+        except OSError as exc:  # the QEMU process went away under a signal fault
+            self.emit(ev.InfraProblem(vm=self.spec.name, problem="fault", message=f"{label}: {exc}"))
+        finally:
+            if suspended:
+                boot.resume_watch()
+
+    def preceding(self, now: float) -> list[str]:
+        """Labels of the faults applied shortly before ``now`` (oldest first)."""
+        return [r.label for r in self._recent if now - r.end <= self.memory_s]
+
+    def intended(self, kind: Kind, now: float) -> bool:
+        """A recent fault declared this failure kind as its intended outcome."""
+        return any(
+            r.expect == FAIL and kind in r.fault.outcome and now - r.end <= self.memory_s for r in self._recent
+        )

@@ -1,0 +1,190 @@
+"""Applying one fault to one running VM.
+
+Each injector acts through the VM's QMP session, its QEMU process or its
+agent, with a deadline on every step, and returns when the fault's window is
+over (a pause returns after ``cont``). The guest runner journals the fault and
+decides what the watchdog does meanwhile; injectors know nothing of detection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from soak.errors import AgentError, QMPError
+from soak.faults.catalog import fault_type
+from soak.faults.settings import FaultSettings
+from soak.vm.agent import AgentClient
+from soak.vm.qmp import QmpSession
+
+SNAPSHOT_NODE = "snapdisk"
+JOB_POLL_S = 0.05
+
+
+class FaultError(Exception):
+    """A fault could not be applied (the VM lacks what it needs, or QEMU refused)."""
+
+
+class FaultTarget(Protocol):
+    """What an injector may touch of a VM."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def qmp(self) -> QmpSession | None: ...
+    @property
+    def agent(self) -> AgentClient | None: ...
+    @property
+    def qmp_timeout(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    detail: str = ""
+    duration_s: float = 0.0
+
+
+async def inject(settings: FaultSettings, target: FaultTarget, seq: int) -> Applied:
+    """Apply the fault and wait out its window.
+
+    :raise FaultError: it could not be applied (the run goes on; the problem is journaled).
+    """
+    name = settings.type
+    try:
+        if fault_type(name).guest:
+            return await _guest_fault(settings, _agent(target))
+        handler = _HOST[name]
+        return await handler(settings, target, seq)
+    except (QMPError, AgentError) as exc:
+        raise FaultError(f"{name}: {exc}") from exc
+
+
+def _qmp(target: FaultTarget) -> QmpSession:
+    if target.qmp is None:
+        raise FaultError("no QMP connection to this VM")
+    return target.qmp
+
+
+def _agent(target: FaultTarget) -> AgentClient:
+    if target.agent is None:
+        raise FaultError("no agent connection to this VM")
+    return target.agent
+
+
+async def _pause(settings: FaultSettings, target: FaultTarget, seq: int) -> Applied:
+    qmp = _qmp(target)
+    await qmp.execute("stop")
+    start = time.monotonic()
+    try:
+        await asyncio.sleep(settings.duration)
+    finally:
+        await qmp.execute("cont")
+    return Applied("QMP stop/cont", time.monotonic() - start)
+
+
+async def _sigstop(settings: FaultSettings, target: FaultTarget, seq: int) -> Applied:
+    os.kill(target.pid, signal.SIGSTOP)
+    start = time.monotonic()
+    try:
+        await asyncio.sleep(settings.duration)
+    finally:
+        os.kill(target.pid, signal.SIGCONT)
+    return Applied("SIGSTOP/SIGCONT", time.monotonic() - start)
+
+
+async def _reset(settings: FaultSettings, target: FaultTarget, seq: int) -> Applied:
+    await _qmp(target).execute("system_reset")
+    return Applied("QMP system_reset")
+
+
+async def _nmi(settings: FaultSettings, target: FaultTarget, seq: int) -> Applied:
+    await _qmp(target).execute("inject-nmi")
+    return Applied("QMP inject-nmi")
+
+
+async def _vcpu_hotplug(settings: FaultSettings, target: FaultTarget, seq: int) -> Applied:
+    """Plug the lowest free vCPU slot (ascending order: facts/qemu.md §5), online it, unplug it later."""
+    qmp = _qmp(target)
+    slots = await qmp.execute("query-hotpluggable-cpus")
+    free = [s for s in slots if "qom-path" not in s]
+    if not free:
+        raise FaultError("no free vCPU slot (set max_vcpus in the group)")
+    slot = min(free, key=lambda s: (s["props"].get("socket-id", 0), s["props"].get("core-id", 0)))
+    device = f"hotcpu{seq}"
+    await qmp.execute("device_add", {"driver": slot["type"], "id": device, **slot["props"]})
+    start = time.monotonic()
+    try:
+        if target.agent is not None:  # a hot-added CPU stays offline without udev: bring it up
+            await target.agent.run(
+                "for f in /sys/devices/system/cpu/cpu*/online; do "
+                '[ "$(cat $f)" = 0 ] && echo 1 > $f; done; nproc', timeout=15)
+        await asyncio.sleep(settings.duration)
+    finally:
+        await qmp.execute("device_del", {"id": device})
+    return Applied(f"device_add/device_del {slot['type']} core {slot['props'].get('core-id')}",
+                   time.monotonic() - start)
+
+
+async def _snapshot(settings: FaultSettings, target: FaultTarget, seq: int) -> Applied:
+    """Save the whole VM to the qcow2 node, let it run on, then load the snapshot back."""
+    qmp = _qmp(target)
+    tag = f"soak{seq}"
+    args = {"tag": tag, "vmstate": SNAPSHOT_NODE, "devices": [SNAPSHOT_NODE]}
+    await _run_job(qmp, "snapshot-save", {"job-id": f"save{seq}", **args}, target.qmp_timeout * 6)
+    start = time.monotonic()
+    await asyncio.sleep(settings.duration)
+    await _run_job(qmp, "snapshot-load", {"job-id": f"load{seq}", **args}, target.qmp_timeout * 6)
+    await _run_job(qmp, "snapshot-delete", {"job-id": f"del{seq}", "tag": tag, "devices": [SNAPSHOT_NODE]},
+                   target.qmp_timeout * 6)
+    return Applied(f"snapshot-save/snapshot-load {tag}", time.monotonic() - start)
+
+
+async def _run_job(qmp: QmpSession, command: str, arguments: dict[str, Any], timeout: float) -> None:
+    """Start a QMP job and wait for it to conclude (a short poll: jobs last well under a second)."""
+    job = str(arguments["job-id"])
+    await qmp.execute(command, arguments)
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                jobs = {j["id"]: j for j in await qmp.execute("query-jobs")}
+                state = jobs.get(job, {})
+                if state.get("status") == "concluded":
+                    if state.get("error"):
+                        raise FaultError(f"{command}: {state['error']}")
+                    return
+                await asyncio.sleep(JOB_POLL_S)
+    except TimeoutError as exc:
+        raise FaultError(f"{command} did not finish in {timeout:.0f}s") from exc
+    finally:
+        await qmp.execute("job-dismiss", {"id": job})
+
+
+async def _guest_fault(settings: FaultSettings, agent: AgentClient) -> Applied:
+    await agent.fault(settings.type, settings.secs)
+    return Applied(f"agent fault {settings.type}" + (f" {settings.secs}s" if settings.secs else ""))
+
+
+async def _kill(settings: FaultSettings, target: FaultTarget, seq: int) -> Applied:
+    os.kill(target.pid, signal.SIGKILL)
+    return Applied("SIGKILL")
+
+
+async def _segv(settings: FaultSettings, target: FaultTarget, seq: int) -> Applied:
+    os.kill(target.pid, signal.SIGSEGV)
+    return Applied("SIGSEGV")
+
+
+_HOST = {
+    "pause": _pause,
+    "sigstop": _sigstop,
+    "reset": _reset,
+    "nmi": _nmi,
+    "vcpu-hotplug": _vcpu_hotplug,
+    "snapshot": _snapshot,
+    "kill": _kill,
+    "segv": _segv,
+}

@@ -1,0 +1,44 @@
+"""Is the host itself starving its guests? Then a silent guest is not the guest's fault.
+
+A heartbeat can stop because the guest hangs, or because the host gave its
+vCPUs no CPU time (overcommit, another tenant, a stalled soak). The kernel's
+pressure stall information says how much runnable work waited for a CPU; the
+load average is the fallback on kernels without PSI.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+STARVED_PSI_SOME_AVG10 = 60.0
+"""Percent of the last 10 s in which some runnable task waited for a CPU."""
+STARVED_LOAD_PER_CPU = 3.0
+STARVED_VCPU_SHARE = 0.2
+"""Runnable vCPU threads that got less than this share of a core were starved."""
+LOOP_LAG_S = 2.0
+"""soak's own event loop woke this late: the host did not run soak either."""
+
+
+def cpu_pressure() -> float | None:
+    """PSI ``some avg10`` for CPUs, in percent (None without PSI)."""
+    try:
+        first = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return float(first.split("avg10=")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def host_overloaded() -> bool:
+    psi = cpu_pressure()
+    if psi is not None:
+        return psi >= STARVED_PSI_SOME_AVG10
+    return os.getloadavg()[0] / (os.cpu_count() or 1) >= STARVED_LOAD_PER_CPU
+
+
+def host_starved(*, vcpu_share: float | None, vcpus_runnable: bool, loop_lag_s: float) -> bool:
+    """The host, not the guest, explains a missed heartbeat."""
+    if loop_lag_s >= LOOP_LAG_S:
+        return True
+    starved_vcpus = vcpus_runnable and vcpu_share is not None and vcpu_share < STARVED_VCPU_SHARE
+    return starved_vcpus and host_overloaded()
