@@ -89,6 +89,8 @@ class GuestSetup:
     control: RunControl
     soak_command: Callable[[VmSpec], str]
     """The soak command line that re-runs one VM alone (for reproducers)."""
+    has_agent: Callable[[VmSpec], bool] = lambda _spec: True
+    """False for a user's own image: no heartbeats, so no hang detection."""
 
 
 @dataclass
@@ -116,6 +118,7 @@ class _Boot:
     """Faults in progress during which the guest cannot heartbeat (a pause, a SIGSTOP)."""
     expecting_reboot: bool = False
     crash_seen_at: float | None = None
+    qmp_connected: asyncio.Event = field(default_factory=asyncio.Event)
     """When the console line that opened the pending kernel report arrived."""
     """The guest's own boot id from its HELLO: a new one means the guest rebooted."""
 
@@ -154,6 +157,7 @@ class GuestRunner:
         self._tg: asyncio.TaskGroup | None = None
         self._failure_lock = asyncio.Lock()
         self._vm_dir = setup.run_dir.vm_dir(spec.name)
+        self.has_agent = setup.has_agent(spec)
         self.faults = FaultDriver(spec, seed=setup.profile.run.seed, emit=self.emit,
                                   memory_s=max(120.0, 3 * self.watch.hang_timeout))
         self._first_ready = asyncio.Event()
@@ -249,7 +253,8 @@ class GuestRunner:
                     watchers = [
                         tg.create_task(self._watch_exit(boot)),
                         tg.create_task(self._connect_qmp(boot, qmp_socket)),
-                        tg.create_task(self._talk_to_agent(boot, agent_socket)),
+                        tg.create_task(self._talk_to_agent(boot, agent_socket) if self.has_agent
+                                       else self._ready_when_running(boot)),
                         tg.create_task(self._watchdog(boot)),
                         tg.create_task(self._sample_process(boot)),
                     ]
@@ -398,6 +403,7 @@ class GuestRunner:
             await session.close()
             return
         self._qmp = session
+        boot.qmp_connected.set()
 
     def _on_qmp_event(self, boot: _Boot, event: QmpEvent) -> None:
         if boot.stopping is not None or boot.failed is not None:
@@ -429,6 +435,16 @@ class GuestRunner:
             return  # the heartbeat watchdog will find out what is wrong
         if state not in ("running", "shutdown", "finish-migrate", "postmigrate"):
             await self._fail(boot, paused_verdict(state), "qmp", diagnose=True)
+
+    async def _ready_when_running(self, boot: _Boot) -> None:
+        """Without an agent (a user's own image) the guest counts as up once QEMU runs it."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.watch.boot_timeout):
+                await boot.qmp_connected.wait()
+        if self._qmp is not None:
+            with contextlib.suppress(QMPError):
+                if await self._qmp.status() == "running":
+                    self._mark_ready(boot, "")
 
     async def _talk_to_agent(self, boot: _Boot, socket_path: Path) -> None:
         agent = AgentClient(socket_path, name=self.spec.name)
@@ -469,15 +485,19 @@ class GuestRunner:
                                        console_explains=True))
             return
         boot.boot_id = hello.boot_id
+        self._mark_ready(boot, hello.kernel_release)
+
+    def _mark_ready(self, boot: _Boot, kernel: str) -> None:
+        now = time.monotonic()
         boot.ready_at = now
+        boot.last_heartbeat = now
         boot.watch_changed.set()
         self._first_ready.set()
         self._readiness.set()
-        boot.last_heartbeat = now
         if boot.slot is not None:
             boot.slot.release()
         self.emit(ev.VmReady(vm=self.spec.name, boot=boot.number, boot_s=round(now - boot.started, 3),
-                             kernel=hello.kernel_release))
+                             kernel=kernel))
 
     def _on_heartbeat(self, boot: _Boot, beat: Heartbeat) -> None:
         now = time.monotonic()
@@ -503,6 +523,8 @@ class GuestRunner:
                 deadline = time.monotonic() + (self.watch.boot_timeout if boot.expecting_reboot else 3600.0)
             elif boot.ready_at is None:
                 deadline = boot.started + self.watch.boot_timeout
+            elif not self.has_agent:
+                return  # no heartbeats to watch: console, QMP and the process still are
             else:
                 assert boot.last_heartbeat is not None
                 deadline = boot.last_heartbeat + self.watch.hang_timeout

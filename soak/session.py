@@ -60,6 +60,8 @@ class BootImage:
     initrd: Path
     kernel_args: tuple[str, ...]
     label: str
+    agent: bool
+    """soak's agent is the guest's /init: heartbeats, commands, guest faults."""
 
 
 def host_tsc_khz() -> int | None:
@@ -118,11 +120,12 @@ def resolve_images(fleet: list[VmSpec], progress: Callable[[str], None]) -> dict
         extra = tuple(settings.append.split())
         if settings.kernel is not None and settings.initrd is not None:
             own = image_from_files(settings.kernel, settings.initrd)
-            images[spec.group] = BootImage(own.kernel, own.initrd, extra, f"{own.kernel.name}")
+            images[spec.group] = BootImage(own.kernel, own.initrd, extra, f"{own.kernel.name}",
+                                           agent=own.has("agent"))
         else:
             default = ensure_default_image(progress=progress)
             label = f"default:{default.kernel_release or default.key[:12]}"
-            images[spec.group] = BootImage(default.kernel, default.initrd, extra, label)
+            images[spec.group] = BootImage(default.kernel, default.initrd, extra, label, agent=True)
     return images
 
 
@@ -203,7 +206,8 @@ class Session:
         shown = asyncio.create_task(live.show(live_stop), name="live view")
         recorder.emit(self._run_started())
         supervisor = self.supervisor = Supervisor(
-            self.profile, self.fleet, self.run_dir, recorder, self.make_config, self.soak_command
+            self.profile, self.fleet, self.run_dir, recorder, self.make_config, self.soak_command,
+            has_agent=lambda spec: self.images[spec.group].agent,
         )
         reason = "error"
         try:

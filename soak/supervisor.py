@@ -46,6 +46,7 @@ class Supervisor:
         recorder: Recorder,
         make_config: Callable[[VmSpec, int, Path, Path], QemuConfig],
         soak_command: Callable[[VmSpec], str],
+        has_agent: Callable[[VmSpec], bool] = lambda _spec: True,
     ) -> None:
         self.profile = profile
         self.fleet = fleet
@@ -53,6 +54,7 @@ class Supervisor:
         self.recorder = recorder
         self.make_config = make_config
         self.soak_command = soak_command
+        self.has_agent = has_agent
         self.control = RunControl()
         self.runners: list[GuestRunner] = []
 
@@ -86,6 +88,7 @@ class Supervisor:
             boot_slots=asyncio.Semaphore(self.profile.run.max_parallel_boots),
             control=self.control,
             soak_command=self.soak_command,
+            has_agent=self.has_agent,
         )
         self.runners = [GuestRunner(spec, setup) for spec in self.fleet]
         try:

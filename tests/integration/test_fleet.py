@@ -89,3 +89,26 @@ async def test_sigstopped_qemu_is_a_hang_and_soak_does_not_hang(tmp_path: Path) 
     assert failure.title == "QEMU hang: QMP not answering (process stopped)"
     assert detected_after < 8 + 1 + 3 + 1 + 3  # hang timeout + beat + QMP deadline + thread window + slack
     assert (tmp_path / "run" / failure.evidence / "threads.txt").read_text().count("state=T") >= 1
+
+
+async def test_own_image_without_agent_is_watched_by_console_qmp_and_process(tmp_path: Path) -> None:
+    from soak.image import ensure_default_image
+
+    image = await asyncio.to_thread(ensure_default_image)
+    profile = write_profile(tmp_path / "p.toml", f"""
+        [restart]
+        policy = "never"
+
+        [[group]]
+        name = "own"
+        vcpus = 1
+        image = {{ kernel = "{image.kernel}", initrd = "{image.initrd}" }}
+    """)
+    async with live_run(profile, tmp_path / "run") as run:
+        await run.probe.wait(lambda e: isinstance(e, ev.VmReady))
+        assert run.runner("own-0")._agent is None
+        await asyncio.sleep(3)
+        os.kill(run.qemu_pid("own-0"), signal.SIGKILL)
+        failures = await run.probe.wait(lambda e: isinstance(e, ev.Failure), timeout=15)
+    assert [(f.kind, f.title) for f in failures if isinstance(f, ev.Failure)] == [
+        (Kind.QEMU_CRASH, "QEMU killed by SIGKILL")]
