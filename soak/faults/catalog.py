@@ -67,7 +67,11 @@ def _guest_fault_types() -> dict[str, FaultType]:
     return types
 
 
-GUEST_FAULT_TYPES = _guest_fault_types()
+GUEST_FAULT_TYPES = {
+    **_guest_fault_types(),
+    "corrupt": FaultType("corrupt", FAIL, frozenset({Kind.WORKLOAD_FAILURE}), guest=True,
+                         summary="guest: corrupt the stress-ng vm stressors' memory (needs a vm load)"),
+}
 FAULT_TYPES: dict[str, FaultType] = {**HOST_FAULTS, **GUEST_FAULT_TYPES}
 
 

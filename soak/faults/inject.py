@@ -163,7 +163,41 @@ async def _run_job(qmp: QmpSession, command: str, arguments: dict[str, Any], tim
         await qmp.execute("job-dismiss", {"id": job})
 
 
+CORRUPT_SCRIPT = """
+end=$(( ${UPTIME%%.*} + SECS )); n=0
+while read -r UPTIME rest < /proc/uptime; [ "${UPTIME%%.*}" -lt "$end" ]; do
+  for d in /proc/[0-9]*; do
+    { read -r comm < $d/comm; } 2>/dev/null || continue
+    case "$comm" in stress-ng-vm*) ;; *) continue ;; esac
+    while read -r range perms off dev inode path; do
+      [ "$perms" = rw-p ] && [ "$inode" = 0 ] && [ -z "$path" ] || continue
+      start=$((0x${range%-*})); size=$((0x${range#*-} - start))
+      [ "$size" -ge 4194304 ] || continue
+      dd if=/dev/urandom of=$d/mem bs=1 seek=$((start + size / 2)) count=4096 conv=notrunc 2>/dev/null && n=$((n + 1))
+    done < $d/maps
+  done
+  sleep 0.2
+done
+echo "corrupted $n stress-ng-vm buffers"
+"""
+"""Writes random bytes into the vm stressors' anonymous buffers through /proc/PID/mem for SECS
+seconds: real silent memory corruption, which ``stress-ng --verify`` must notice."""
+
+
+def _one_line(script: str) -> str:
+    lines = [line.strip() for line in script.strip().splitlines()]
+    joined = ""
+    for line in lines:
+        joined += line + (" " if line.endswith(("do", "then", "else", "in")) or line.endswith(";;") else "; ")
+    return joined.strip().rstrip(";")
+
+
 async def _guest_fault(settings: FaultSettings, agent: AgentClient) -> Applied:
+    if settings.type == "corrupt":
+        secs = settings.secs or int(settings.duration) or 10
+        script = "read -r UPTIME rest < /proc/uptime; " + _one_line(CORRUPT_SCRIPT.replace("SECS", str(secs)))
+        result = await agent.run(script, timeout=secs + 30)
+        return Applied(result.output.strip() or f"corrupt rc={result.rc}", float(secs))
     await agent.fault(settings.type, settings.secs)
     return Applied(f"agent fault {settings.type}" + (f" {settings.secs}s" if settings.secs else ""))
 
