@@ -15,6 +15,7 @@ Usage: .venv/bin/python bench/fleet.py --vms 8 32 --minutes 3
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -63,10 +64,8 @@ def journal(run_dir: Path) -> list[dict[str, object]]:
     if not path.exists():
         return records
     for line in path.read_text().splitlines():
-        try:
+        with contextlib.suppress(json.JSONDecodeError):
             records.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
     return records
 
 

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import traceback
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,16 +41,19 @@ from soak.classify import ConsoleTriage, Report
 from soak.detect.exit import qemu_exit_verdict
 from soak.detect.hang import HangFacts, hang_verdict
 from soak.detect.qmp_events import paused_verdict, qmp_event_verdict
+from soak.detect.trend import DEFAULT_WARMUP_S, ResourceTrends
 from soak.detect.verdict import Verdict
 from soak.errors import AgentError, LaunchError, QMPError
 from soak.faults.driver import FaultDriver
 from soak.hostload import cpu_pressure, host_starved
 from soak.kinds import Kind
+from soak.load.driver import LoadDriver
+from soak.load.plan import ramp_time_s
 from soak.profile import Profile, VmSpec
 from soak.recorder import Recorder
 from soak.rundir import RunDir, write_evidence
 from soak.vm import evidence
-from soak.vm.agent import AgentClient, AgentLog, Heartbeat, Hello
+from soak.vm.agent import AgentClient, AgentLog, Heartbeat, Hello, JobExit, JobOutput
 from soak.vm.argv import QemuConfig, build_argv, shell_command
 from soak.vm.console import ConsoleLog, ConsoleReader, read_tail
 from soak.vm.process import QemuProcess, describe_exit
@@ -119,6 +123,9 @@ class _Boot:
     expecting_reboot: bool = False
     crash_seen_at: float | None = None
     qmp_connected: asyncio.Event = field(default_factory=asyncio.Event)
+    load: LoadDriver | None = None
+    load_task: asyncio.Task[None] | None = None
+    trends: ResourceTrends = field(default_factory=ResourceTrends.for_boot)
     """When the console line that opened the pending kernel report arrived."""
     """The guest's own boot id from its HELLO: a new one means the guest rebooted."""
 
@@ -156,6 +163,8 @@ class GuestRunner:
         self._agent: AgentClient | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._failure_lock = asyncio.Lock()
+        self._reactions: set[asyncio.Task[Any]] = set()
+        """Tasks spawned by events (fault reactions, the load): cancelled when the boot ends."""
         self._vm_dir = setup.run_dir.vm_dir(spec.name)
         self.has_agent = setup.has_agent(spec)
         self.faults = FaultDriver(spec, seed=setup.profile.run.seed, emit=self.emit,
@@ -168,12 +177,18 @@ class GuestRunner:
 
     async def run(self) -> None:
         """Boot, watch and restart the VM until the run stops; its faults run alongside."""
-        async with asyncio.TaskGroup() as tg:
-            faults = tg.create_task(self.faults.run(self, self._first_ready))
-            try:
-                await self._boot_loop()
-            finally:
-                faults.cancel()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                faults = tg.create_task(self.faults.run(self, self._first_ready))
+                try:
+                    await self._boot_loop()
+                finally:
+                    faults.cancel()
+        except Exception as exc:  # a bug in soak: this VM stops, the rest of the fleet goes on
+            self.log.exception("runner failed")
+            detail = "".join(traceback.format_exception(exc)[-3:]).strip()
+            self.emit(ev.InfraProblem(vm=self.spec.name, problem="soak-bug", message=detail))
+            self.emit(ev.VmRetired(vm=self.spec.name, reason="soak failed on this VM"))
 
     async def wait_ready(self) -> _BootHandle | None:
         """The current boot once it is ready to take a fault; None when the run stops."""
@@ -243,6 +258,7 @@ class GuestRunner:
                 started=time.monotonic(),
                 triage=ConsoleTriage(grace_seconds=self.watch.console_grace),
                 slot=slot,
+                trends=ResourceTrends.for_boot(warmup_s=self._trend_warmup_s()),
             )
             self._boot = boot
             self.emit(ev.VmStarting(vm=self.spec.name, boot=number, pid=qemu.pid, argv=argv))
@@ -260,8 +276,9 @@ class GuestRunner:
                     ]
                     await self._wait_for_end(boot)
                     await self._end_boot(boot)
-                    for task in watchers:
-                        task.cancel()
+                    async with self._failure_lock:  # no failure is cut off halfway through its evidence
+                        for task in [*watchers, *self._reactions]:
+                            task.cancel()
                     del console  # drains until EOF by itself; the group waits for it
             finally:
                 self._tg = None
@@ -275,6 +292,13 @@ class GuestRunner:
             slot.release()
             console_log.close()
             self._boot = None
+
+    def _trend_warmup_s(self) -> float:
+        """A ramping load grows guest memory use on purpose: wait for the ramp before judging trends."""
+        if self.spec.load is None:
+            return DEFAULT_WARMUP_S
+        return DEFAULT_WARMUP_S + ramp_time_s(self.spec.load, vcpus=self.spec.vcpus,
+                                              memory_mib=self.spec.memory_mib)
 
     async def _wait_for_end(self, boot: _Boot) -> None:
         stop = asyncio.ensure_future(self.setup.control.stop.wait())
@@ -291,6 +315,9 @@ class GuestRunner:
         if qemu.returncode is None:
             if boot.failed is None and boot.stopping is None:
                 boot.stopping = self.setup.control.reason
+                # a soak that ends clean but leaks must not look clean
+                for finding in boot.trends.end_of_run(time.monotonic()):
+                    await self._record(boot, finding.verdict(), "trend")
                 await self._stop_gently(boot)
             else:
                 boot.stopping = boot.stopping or "failure"
@@ -465,6 +492,12 @@ class GuestRunner:
                     boot.boot_id = ""
                     self._spawn(self._ask_hello(agent))
                 self._on_heartbeat(boot, message)
+            elif isinstance(message, JobOutput):
+                if boot.load is not None:
+                    boot.load.on_output(message.job, message.text)
+            elif isinstance(message, JobExit):
+                if boot.load is not None:
+                    boot.load.on_exit(message.job, message.rc)
             elif isinstance(message, AgentLog):
                 self.log.info("agent: %s", message.text)
 
@@ -480,12 +513,31 @@ class GuestRunner:
                 boot.boot_id, boot.expecting_reboot = hello.boot_id, False
                 boot.last_heartbeat = now
                 boot.watch_changed.set()
+                if boot.load_task is not None:  # its jobs died with the old kernel: start afresh
+                    boot.load_task.cancel()
+                    self._start_load(boot)
             elif rebooted and boot.failed is None and boot.stopping is None:  # the guest rebooted under us
                 self._spawn(self._fail(boot, Verdict(Kind.GUEST_RESET, "guest reset itself"), "agent",
                                        console_explains=True))
             return
         boot.boot_id = hello.boot_id
         self._mark_ready(boot, hello.kernel_release)
+
+    def _start_load(self, boot: _Boot) -> None:
+        settings = self.spec.load
+        if settings is None or self._agent is None:
+            return
+        agent = self._agent
+
+        async def record(verdict: Verdict, output: str) -> None:
+            if boot.stopping is None and boot.qemu.returncode is None:  # a dying guest's runs prove nothing
+                await self._record(boot, verdict, "workload", extra={"stress-ng-output.txt": output + "\n"})
+
+        boot.load = LoadDriver(
+            self.spec.name, settings, vcpus=self.spec.vcpus, memory_mib=self.spec.memory_mib,
+            seed=self.setup.profile.run.seed, vm_index=self.spec.index, emit=self.emit, record=record,
+        )
+        boot.load_task = self._spawn(boot.load.run(agent))
 
     def _mark_ready(self, boot: _Boot, kernel: str) -> None:
         now = time.monotonic()
@@ -498,6 +550,7 @@ class GuestRunner:
             boot.slot.release()
         self.emit(ev.VmReady(vm=self.spec.name, boot=boot.number, boot_s=round(now - boot.started, 3),
                              kernel=kernel))
+        self._start_load(boot)
 
     def _on_heartbeat(self, boot: _Boot, beat: Heartbeat) -> None:
         now = time.monotonic()
@@ -505,6 +558,7 @@ class GuestRunner:
         boot.last_heartbeat = now
         boot.heartbeats += 1
         self.heartbeats_total += 1
+        boot.trends.add_heartbeat(now, beat.mem_available_kib)
         interval = self.watch.heartbeat_interval
         self.emit(ev.Heartbeat(
             vm=self.spec.name, seq=beat.seq, uptime_s=beat.uptime_s, load1=beat.load1,
@@ -601,6 +655,10 @@ class GuestRunner:
             except psutil.Error:
                 return
             self.emit(sample)
+            now = time.monotonic()
+            boot.trends.add_process(now, sample.rss_bytes, sample.threads, sample.fds)
+            for finding in boot.trends.check(now):
+                await self._record(boot, finding.verdict(), "trend")
             await asyncio.sleep(self.watch.sample_interval)
 
     # --------------------------------------------------------------- recording
@@ -662,12 +720,15 @@ class GuestRunner:
     def emit(self, event: ev.Event) -> None:
         self.setup.recorder.emit(event)
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any] | None:
         """Run a reaction inside the boot's task group, so it never outlives the boot."""
         if self._tg is None:
             coro.close()
-            return
-        self._tg.create_task(coro)
+            return None
+        task = self._tg.create_task(coro)
+        self._reactions.add(task)
+        task.add_done_callback(self._reactions.discard)
+        return task
 
 
 class _BootHandle:
@@ -676,6 +737,7 @@ class _BootHandle:
     def __init__(self, runner: GuestRunner, boot: _Boot) -> None:
         self._runner = runner
         self._boot = boot
+        self._suspended_at = time.monotonic()
 
     @property
     def pid(self) -> int:
@@ -693,11 +755,18 @@ class _BootHandle:
     def qmp_timeout(self) -> float:
         return self._runner.watch.qmp_timeout
 
+    @property
+    def alive(self) -> bool:
+        return self._boot.failed is None and self._boot.stopping is None and self._boot.qemu.returncode is None
+
     def suspend_watch(self) -> None:
         self._boot.watch_suspended += 1
+        self._suspended_at = time.monotonic()
 
     def resume_watch(self) -> None:
         self._boot.watch_suspended = max(0, self._boot.watch_suspended - 1)
+        if self._boot.load is not None:
+            self._boot.load.paused(time.monotonic() - self._suspended_at)
         if not self._boot.watch_suspended:
             self._boot.last_heartbeat = time.monotonic()  # the hang timeout counts from the window's end
             self._boot.watch_changed.set()

@@ -40,6 +40,7 @@ from soak.errors import ProfileError
 from soak.faults.catalog import fault_type
 from soak.faults.settings import FaultSettings
 from soak.kinds import Kind
+from soak.load.settings import LoadSettings
 from soak.units import Seconds, parse_size_mib
 
 MIN_MEMORY_MIB = 96
@@ -148,6 +149,8 @@ class GroupSettings(_Strict):
     max_vcpus: int | None = Field(default=None, ge=1, le=255)
     """vCPU slots for hotplug; defaults to one spare slot when a vcpu-hotplug fault is declared."""
     image: ImageSettings = ImageSettings()
+    load: LoadSettings | None = None
+    """stress-ng inside the guests; absent: they idle."""
     fault: list[FaultSettings] = Field(default_factory=list)
     expect: list[str] = Field(default_factory=list)
     """Failure kinds each VM of the group must produce (``a|b``: either); a self-test declares them."""
@@ -218,6 +221,7 @@ class VmSpec(_Strict):
     max_vcpus: int | None = None
     image: ImageSettings
     index_in_group: int = 0
+    load: LoadSettings | None = None
     faults: list[FaultSettings] = Field(default_factory=list)
     expect: list[str] = Field(default_factory=list)
     tolerate: list[str] = Field(default_factory=list)
@@ -256,6 +260,7 @@ def expand_fleet(profile: Profile) -> list[VmSpec]:
                     machine=group.machine,
                     max_vcpus=max(max_vcpus, vcpus) if max_vcpus else None,
                     image=group.image,
+                    load=group.load,
                     faults=group.fault,
                     expect=group.expect,
                     tolerate=group.tolerate,

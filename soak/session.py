@@ -16,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,8 +28,8 @@ from soak import __version__
 from soak import events as ev
 from soak.accel import AccelChoice, choose_accel, qemu_version
 from soak.errors import LaunchError, UsageError
-from soak.faults.catalog import fault_type
 from soak.faults.inject import SNAPSHOT_NODE
+from soak.image.faults import FAULTS as GUEST_FAULTS
 from soak.image.faults import fault_kernel_args
 from soak.journal import Journal
 from soak.live import LiveView
@@ -164,7 +165,7 @@ class Session:
         image = self.images[spec.group]
         watch = self.profile.watch
         args: tuple[str, ...] = (f"soak_hb={watch.heartbeat_interval:g}", f"soak_vm={spec.name}", f"soak_boot={boot}")
-        guest_faults = [f.type for f in spec.faults if fault_type(f.type).guest]
+        guest_faults = [f.type for f in spec.faults if f.type in GUEST_FAULTS]
         args += tuple(fault_kernel_args(guest_faults))
         extra: tuple[str, ...] = ()
         if spec.needs_snapshot_disk:
@@ -215,6 +216,10 @@ class Session:
             reason = result.reason
         except asyncio.CancelledError:
             reason = "signal"  # a second Ctrl-C: the runners killed their guests on the way out
+        except Exception:  # a bug in soak: keep the evidence, say so, exit 3
+            log.exception("soak failed")
+            (self.run_dir.root / "soak-error.txt").write_text(traceback.format_exc())
+            self.console.print(f"[red]soak itself failed[/]: see {self.run_dir.root / 'soak-error.txt'}")
         finally:
             live_stop.set()
             await shown

@@ -102,9 +102,13 @@ class Summary:
 
     @property
     def verdict(self) -> str:
+        """``infra-error`` when soak itself crashed (its verdict cannot be trusted), else
+        ``failures`` when a guest failed, else ``infra-error`` for lesser soak problems."""
+        if self.finish_reason == "error":
+            return "infra-error"
         if self.unexpected_failures or self.missed_expectations:
             return "failures"
-        if self.infra_problems or (self.started is not None and self.finish_reason == "error"):
+        if self.infra_problems:
             return "infra-error"
         return "clean"
 

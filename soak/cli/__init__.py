@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import traceback
 from typing import Any
 
 import click
@@ -66,3 +67,9 @@ def main(argv: list[str] | None = None) -> Any:
             f"[bold red]{type(exc).__name__}[/]: {escape(str(exc))}"
         )
         sys.exit(exc.exit_code)
+    except Exception:  # a bug in soak: exit 3 (soak failed), never 1 (which means guest failures)
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            "[bold red]soak internal error[/] (please report it with this trace):"
+        )
+        traceback.print_exc()
+        sys.exit(3)

@@ -33,6 +33,10 @@ MAX_REMEMBERED = 64
 class FaultableBoot(FaultTarget, Protocol):
     """A ready boot, as the driver sees it."""
 
+    @property
+    def alive(self) -> bool:
+        """Still running and watched (not failed, not stopping)."""
+
     def suspend_watch(self) -> None:
         """No hang detection until `resume_watch` (the guest cannot heartbeat meanwhile)."""
 
@@ -100,10 +104,9 @@ class FaultDriver:
             boot.suspend_watch()
         try:
             await inject(settings, boot, self._seq)
-        except FaultError as exc:
-            self.emit(ev.InfraProblem(vm=self.spec.name, problem="fault", message=f"{label}: {exc}"))
-        except OSError as exc:  # the QEMU process went away under a signal fault
-            self.emit(ev.InfraProblem(vm=self.spec.name, problem="fault", message=f"{label}: {exc}"))
+        except (FaultError, OSError) as exc:
+            if boot.alive:  # a fault that outlived its VM (a detected hang, a crash) is no soak problem
+                self.emit(ev.InfraProblem(vm=self.spec.name, problem="fault", message=f"{label}: {exc}"))
         finally:
             if suspended:
                 boot.resume_watch()

@@ -173,10 +173,12 @@ while read -r UPTIME rest < /proc/uptime; [ "${UPTIME%%.*}" -lt "$end" ]; do
       [ "$perms" = rw-p ] && [ "$inode" = 0 ] && [ -z "$path" ] || continue
       start=$((0x${range%-*})); size=$((0x${range#*-} - start))
       [ "$size" -ge 4194304 ] || continue
-      dd if=/dev/urandom of=$d/mem bs=1 seek=$((start + size / 2)) count=4096 conv=notrunc 2>/dev/null && n=$((n + 1))
+      for at in 1 2 3; do
+        dd if=/dev/urandom of=$d/mem bs=1 seek=$((start + size * at / 4)) count=4096 conv=notrunc 2>/dev/null && n=$((n + 1))
+      done
     done < $d/maps
   done
-  sleep 0.2
+  sleep 0.1
 done
 echo "corrupted $n stress-ng-vm buffers"
 """

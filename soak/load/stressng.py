@@ -180,7 +180,7 @@ def workload_verdict(problem: StressProblem) -> Verdict:
         detail = "failed"
     if problem.exit_code is not None:
         detail += f" (exit {problem.exit_code})"
-    return Verdict(Kind.WORKLOAD_FAILURE, f"workload-failure: {subject} {detail}",
+    return Verdict(Kind.WORKLOAD_FAILURE, f"{subject} {detail}",
                    terminal=False, message=problem.text)
 
 

@@ -112,7 +112,7 @@ def qemu_children() -> list[psutil.Process]:
     alive = []
     for child in psutil.Process().children(recursive=True):
         try:
-            if "qemu" in child.name() or child.name().startswith("soak-") and child.status() != psutil.STATUS_ZOMBIE:
+            if "qemu" in child.name() or (child.name().startswith("soak-") and child.status() != psutil.STATUS_ZOMBIE):
                 alive.append(child)
         except psutil.Error:
             continue

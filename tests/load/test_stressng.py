@@ -82,7 +82,7 @@ def test_a_stopped_run_keeps_a_verification_failure() -> None:
     sample = next(s for s in SAMPLES if s.name == "vm-verify")
     outcome, _ = judge(sample)
     verdict = outcome.verdict(143, stopped=True)
-    assert verdict is not None and verdict.title == "workload-failure: stress-ng vm verification failed"
+    assert verdict is not None and verdict.title == "stress-ng vm verification failed"
 
 
 def test_oom_kills_are_notes_not_failures() -> None:
@@ -96,14 +96,14 @@ def test_an_oom_kill_does_not_excuse_a_segfault() -> None:
     outcome.feed("stress-ng: debug: [7] process [9] (vm) was killed by the OOM killer")
     outcome.feed("stress-ng: debug: [7] process [8] (cpu) terminated on signal: 11 (Segmentation fault)")
     verdict = outcome.verdict(2)
-    assert verdict is not None and verdict.title == "workload-failure: stress-ng cpu killed by SIGSEGV"
+    assert verdict is not None and verdict.title == "stress-ng cpu killed by SIGSEGV"
 
 
 def test_the_exit_code_names_the_stressor_its_lines_named() -> None:
     outcome = RunOutcome()
     outcome.feed("stress-ng: fail:  [7] cpu instance 0 corrupted bogo-ops counter, 12 vs 0")
     verdict = outcome.verdict(2)
-    assert verdict is not None and verdict.title == "workload-failure: stress-ng cpu metrics corrupted"
+    assert verdict is not None and verdict.title == "stress-ng cpu metrics corrupted"
     assert RunOutcome().verdict(6) == workload_verdict(StressProblem(
         "stressor-failed", "", "exit 6: a stressor exited unexpectedly, no metrics", exit_code=6))
 
@@ -198,18 +198,18 @@ def test_titles_are_stable() -> None:
     def title(problem: StressProblem) -> str:
         return workload_verdict(problem).title
 
-    assert title(StressProblem("verify", "vm", "x")) == "workload-failure: stress-ng vm verification failed"
+    assert title(StressProblem("verify", "vm", "x")) == "stress-ng vm verification failed"
     assert title(StressProblem("stressor-failed", "cpu", "x", "SIGSEGV")) == \
-        "workload-failure: stress-ng cpu killed by SIGSEGV"
+        "stress-ng cpu killed by SIGSEGV"
     assert title(StressProblem("stressor-failed", "cpu", "x", exit_code=2)) == \
-        "workload-failure: stress-ng cpu failed (exit 2)"
-    assert title(StressProblem("stressor-failed", "", "x", exit_code=2)) == "workload-failure: stress-ng failed (exit 2)"
+        "stress-ng cpu failed (exit 2)"
+    assert title(StressProblem("stressor-failed", "", "x", exit_code=2)) == "stress-ng failed (exit 2)"
     assert title(StressProblem("stressor-failed", "", "x", "SIGSEGV", 139)) == \
-        "workload-failure: stress-ng killed by SIGSEGV (exit 139)"
-    assert title(StressProblem("other", "", "x", exit_code=7)) == "workload-failure: stress-ng failed (exit 7)"
+        "stress-ng killed by SIGSEGV (exit 139)"
+    assert title(StressProblem("other", "", "x", exit_code=7)) == "stress-ng failed (exit 7)"
     # an odd name never makes a new title per occurrence
     assert title(StressProblem("verify", "moving inversion 0x7f00", "x")) == \
-        "workload-failure: stress-ng verification failed"
+        "stress-ng verification failed"
     with pytest.raises(ValueError):
         workload_verdict(StressProblem("skipped", "vm", "x"))
 

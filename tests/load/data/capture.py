@@ -119,16 +119,16 @@ def main() -> None:
             "a clean run of every stressor soak uses", "none")
     capture("vm-verify", "stress-ng --vm 1 --vm-bytes 64M --vm-method move-inv --timeout 8s " + FLAGS,
             "bits flipped in the vm worker's buffer through /proc/PID/mem",
-            "workload-failure: stress-ng vm verification failed", lambda pid: flip_vm_memory(pid, 64 << 20))
+            "stress-ng vm verification failed", lambda pid: flip_vm_memory(pid, 64 << 20))
     capture("hdd-verify", "stress-ng --hdd 1 --hdd-bytes 4M --timeout 6s " + FLAGS,
             "the hdd worker's file overwritten through /proc/PID/fd",
-            "workload-failure: stress-ng hdd verification failed", overwrite_hdd_files, delay=1.0)
+            "stress-ng hdd verification failed", overwrite_hdd_files, delay=1.0)
     capture("cpu-sigsegv", cv, "SIGSEGV sent to the cpu worker",
-            "workload-failure: stress-ng cpu killed by SIGSEGV", kill_worker("cpu", signal.SIGSEGV))
+            "stress-ng cpu killed by SIGSEGV", kill_worker("cpu", signal.SIGSEGV))
     capture("cpu-sigill", cv, "SIGILL sent to the cpu worker (stress-ng catches it)",
-            "workload-failure: stress-ng cpu killed by SIGILL", kill_worker("cpu", signal.SIGILL))
+            "stress-ng cpu killed by SIGILL", kill_worker("cpu", signal.SIGILL))
     capture("vm-sigsegv-restart", cv, "SIGSEGV sent to the vm worker: restarted, exit 0",
-            "workload-failure: stress-ng vm killed by SIGSEGV", kill_worker("vm", signal.SIGSEGV))
+            "stress-ng vm killed by SIGSEGV", kill_worker("vm", signal.SIGSEGV))
     capture("cpu-sigkill", cv, "SIGKILL sent to the cpu worker, as the OOM killer does",
             "none", kill_worker("cpu", signal.SIGKILL))
     capture("vm-sigkill-restart", cv, "SIGKILL sent to the vm worker, as the OOM killer does",
