@@ -61,6 +61,9 @@ from soak.vm.qmp import QmpEvent, QmpSession
 
 log = logging.getLogger(__name__)
 
+END_OF_REPORT = "---[ end "
+REPORT_SETTLE_S = 1.0
+"""After a report's end marker, how long a following panic (panic_on_oops ...) may take to start."""
 DIAGNOSIS_WINDOW_S = 1.0
 """How long vCPU thread CPU use is watched to tell a spinning guest from an idle one."""
 
@@ -384,6 +387,12 @@ class GuestRunner:
                     boot.triage_timer.cancel()
                 delay = max(0.0, deadline - time.monotonic())
                 boot.triage_timer = loop.call_later(delay, lambda: self._spawn(self._triage_due(boot, False)))
+            elif END_OF_REPORT in line and boot.triage.pending and boot.triage_timer is not None:
+                # "---[ end trace ... ]---": the report is whole; wait only for a panic that may follow
+                boot.triage_timer.cancel()
+                boot.triage_timer = loop.call_later(
+                    min(REPORT_SETTLE_S, self.watch.console_grace),
+                    lambda: self._spawn(self._triage_due(boot, True)))
 
         try:
             await ConsoleReader(boot.qemu.console, console_log, on_line).run()
@@ -408,6 +417,7 @@ class GuestRunner:
 
     async def _watch_exit(self, boot: _Boot) -> None:
         code = await boot.qemu.wait()
+        exited_at = time.monotonic()
         if boot.stopping is None and boot.failed is None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(2.0):
@@ -416,7 +426,7 @@ class GuestRunner:
             verdict = qemu_exit_verdict(code, guest_shutdown=boot.guest_shutdown,
                                         stderr_tail=stderr.decode("utf-8", "replace"))
             # A clean exit after a kernel report is that report's consequence; a crash of QEMU never is.
-            await self._fail(boot, verdict, "process", console_explains=code == 0)
+            await self._fail(boot, verdict, "process", console_explains=code == 0, first_seen=exited_at)
         boot.over.set()
 
     async def _connect_qmp(self, boot: _Boot, socket_path: Path) -> None:
@@ -445,12 +455,12 @@ class GuestRunner:
             return
         verdict = qmp_event_verdict(event.name, event.data)
         if verdict is not None:
-            self._spawn(self._on_fatal_event(boot, verdict))
+            self._spawn(self._on_fatal_event(boot, verdict, event.received))
 
-    async def _on_fatal_event(self, boot: _Boot, verdict: Verdict) -> None:
+    async def _on_fatal_event(self, boot: _Boot, verdict: Verdict, received: float) -> None:
         """A panic or a reset: the console report, if any, names the failure; else the event does."""
         await asyncio.sleep(0.2)  # the last console lines may still be in the pipe
-        await self._fail(boot, verdict, "qmp", diagnose=True, console_explains=True)
+        await self._fail(boot, verdict, "qmp", diagnose=True, console_explains=True, first_seen=received)
 
     async def _check_unexpected_stop(self, boot: _Boot) -> None:
         await asyncio.sleep(0.5)  # GUEST_PANICKED and SHUTDOWN come with a STOP: let them win
