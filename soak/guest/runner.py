@@ -1,4 +1,4 @@
-"""One VM for the whole run: boot it, watch it, record its failures, restart it.
+"""The runner of one VM: its boot loop and the watchers of each boot.
 
 A `GuestRunner` owns one VM slot of the fleet. Each *boot* is one QEMU process,
 watched by a task group of its own:
@@ -14,12 +14,7 @@ A failure that ends the boot (panic, hang, crash ...) is diagnosed first
 (registers, thread states, console tail), recorded with its evidence, then the
 QEMU process is killed and the restart policy decides what comes next. Other
 failures (a WARNING, an OOM kill) are recorded and the boot goes on.
-
-State of a boot::
-
-    starting --hello--> ready --(stop requested)--> stopping --> ended
-        |                 |
-        +----failure------+--> failed (evidence taken, then killed) --> ended
+The states of a boot are drawn in `soak.guest.boot`.
 """
 
 from __future__ import annotations
@@ -39,22 +34,25 @@ import psutil
 from soak import events as ev
 from soak.classify import ConsoleTriage, Report
 from soak.detect.exit import qemu_exit_verdict
-from soak.detect.hang import HangFacts, hang_verdict
+from soak.detect.hang import hang_verdict
 from soak.detect.qmp_events import paused_verdict, qmp_event_verdict
 from soak.detect.trend import DEFAULT_WARMUP_S, ResourceTrends
 from soak.detect.verdict import Verdict
 from soak.errors import AgentError, LaunchError, QMPError
 from soak.faults.driver import FaultDriver
-from soak.hostload import cpu_pressure, host_starved
+from soak.guest.boot import Boot, BootSlot
+from soak.guest.handle import BootHandle
+from soak.guest.hang import diagnose_hang
+from soak.guest.recording import Evidence, FailureRecorder
 from soak.kinds import Kind
 from soak.load.driver import LoadDriver
 from soak.load.plan import ramp_time_s
 from soak.profile import Profile, VmSpec
 from soak.recorder import Recorder
-from soak.rundir import RunDir, write_evidence
+from soak.rundir import RunDir
 from soak.vm import evidence
 from soak.vm.agent import AgentClient, AgentLog, Heartbeat, Hello, JobExit, JobOutput
-from soak.vm.argv import QemuConfig, build_argv, shell_command
+from soak.vm.argv import QemuConfig, build_argv
 from soak.vm.console import ConsoleLog, ConsoleReader, read_tail
 from soak.vm.process import QemuProcess, describe_exit
 from soak.vm.qmp import QmpEvent, QmpSession
@@ -64,8 +62,6 @@ log = logging.getLogger(__name__)
 END_OF_REPORT = "---[ end "
 REPORT_SETTLE_S = 1.0
 """After a report's end marker, how long a following panic (panic_on_oops ...) may take to start."""
-DIAGNOSIS_WINDOW_S = 1.0
-"""How long vCPU thread CPU use is watched to tell a spinning guest from an idle one."""
 
 
 @dataclass
@@ -100,56 +96,6 @@ class GuestSetup:
     """False for a user's own image: no heartbeats, so no hang detection."""
 
 
-@dataclass
-class _Boot:
-    number: int
-    qemu: QemuProcess
-    argv: list[str]
-    started: float
-    triage: ConsoleTriage
-    ready_at: float | None = None
-    last_heartbeat: float | None = None
-    heartbeats: int = 0
-    stopping: str | None = None
-    """Why soak itself is ending this boot (its exit is then not a failure)."""
-    guest_shutdown: bool = False
-    failed: Verdict | None = None
-    over: asyncio.Event = field(default_factory=asyncio.Event)
-    triage_timer: asyncio.TimerHandle | None = None
-    console_done: asyncio.Event = field(default_factory=asyncio.Event)
-    slot: _BootSlot | None = None
-    boot_id: str | None = None
-    watch_changed: asyncio.Event = field(default_factory=asyncio.Event)
-    """Wakes the watchdog when its deadline moves earlier (ready) or a fault window ends."""
-    watch_suspended: int = 0
-    """Faults in progress during which the guest cannot heartbeat (a pause, a SIGSTOP)."""
-    expecting_reboot: bool = False
-    crash_seen_at: float | None = None
-    qmp_connected: asyncio.Event = field(default_factory=asyncio.Event)
-    load: LoadDriver | None = None
-    load_task: asyncio.Task[None] | None = None
-    trends: ResourceTrends = field(default_factory=ResourceTrends.for_boot)
-    """When the console line that opened the pending kernel report arrived."""
-    """The guest's own boot id from its HELLO: a new one means the guest rebooted."""
-
-
-class _BootSlot:
-    """One of the run's boot slots, held from spawn until the guest is up (release is idempotent)."""
-
-    def __init__(self, slots: asyncio.Semaphore) -> None:
-        self._slots = slots
-        self._held = False
-
-    async def acquire(self) -> None:
-        await self._slots.acquire()
-        self._held = True
-
-    def release(self) -> None:
-        if self._held:
-            self._held = False
-            self._slots.release()
-
-
 class GuestRunner:
     """Runs one VM of the fleet until the run stops or the restart policy gives up."""
 
@@ -161,17 +107,18 @@ class GuestRunner:
         self.boots = 0
         self.restarts = 0
         self.heartbeats_total = 0
-        self._boot: _Boot | None = None
-        self._qmp: QmpSession | None = None
-        self._agent: AgentClient | None = None
+        self._boot: Boot | None = None
+        self.qmp: QmpSession | None = None
+        self.agent: AgentClient | None = None
         self._tg: asyncio.TaskGroup | None = None
-        self._failure_lock = asyncio.Lock()
         self._reactions: set[asyncio.Task[Any]] = set()
         """Tasks spawned by events (fault reactions, the load): cancelled when the boot ends."""
-        self._vm_dir = setup.run_dir.vm_dir(spec.name)
+        setup.run_dir.vm_dir(spec.name)
         self.has_agent = setup.has_agent(spec)
         self.faults = FaultDriver(spec, seed=setup.profile.run.seed, emit=self.emit,
                                   memory_s=max(120.0, 3 * self.watch.hang_timeout))
+        self.recorder = FailureRecorder(spec, setup.run_dir, seed=setup.profile.run.seed, faults=self.faults,
+                                        soak_command=setup.soak_command, emit=self.emit)
         self._first_ready = asyncio.Event()
         self._readiness = asyncio.Event()
         """Set whenever a boot becomes ready or the run stops: wakes `wait_ready`."""
@@ -193,12 +140,12 @@ class GuestRunner:
             self.emit(ev.InfraProblem(vm=self.spec.name, problem="soak-bug", message=detail))
             self.emit(ev.VmRetired(vm=self.spec.name, reason="soak failed on this VM"))
 
-    async def wait_ready(self) -> _BootHandle | None:
+    async def wait_ready(self) -> BootHandle | None:
         """The current boot once it is ready to take a fault; None when the run stops."""
         while not self.setup.control.stop.is_set():
             boot = self._boot
             if boot is not None and boot.ready_at is not None and boot.failed is None and boot.stopping is None:
-                return _BootHandle(self, boot)
+                return BootHandle(self, boot)
             self._readiness.clear()
             stop = asyncio.ensure_future(self.setup.control.stop.wait())
             ready = asyncio.ensure_future(self._readiness.wait())
@@ -248,13 +195,13 @@ class GuestRunner:
         console_log = ConsoleLog(console_path)
         marker = f"\n===== soak: {self.spec.name} boot {number} at {time.strftime('%Y-%m-%d %H:%M:%S')} =====\n"
         console_log.write(marker.encode())
-        slot = _BootSlot(self.setup.boot_slots)
+        slot = BootSlot(self.setup.boot_slots)
         try:
             await slot.acquire()
             if self.setup.control.stop.is_set():
                 return False
             qemu = await QemuProcess.spawn(argv, stderr_path=self.setup.run_dir.stderr_log(self.spec.name))
-            boot = _Boot(
+            boot = Boot(
                 number=number,
                 qemu=qemu,
                 argv=argv,
@@ -279,7 +226,7 @@ class GuestRunner:
                     ]
                     await self._wait_for_end(boot)
                     await self._end_boot(boot)
-                    async with self._failure_lock:  # no failure is cut off halfway through its evidence
+                    async with self.recorder.lock:  # no failure is cut off halfway through its evidence
                         for task in [*watchers, *self._reactions]:
                             task.cancel()
                     del console  # drains until EOF by itself; the group waits for it
@@ -303,7 +250,7 @@ class GuestRunner:
         return DEFAULT_WARMUP_S + ramp_time_s(self.spec.load, vcpus=self.spec.vcpus,
                                               memory_mib=self.spec.memory_mib)
 
-    async def _wait_for_end(self, boot: _Boot) -> None:
+    async def _wait_for_end(self, boot: Boot) -> None:
         stop = asyncio.ensure_future(self.setup.control.stop.wait())
         over = asyncio.ensure_future(boot.over.wait())
         try:
@@ -312,7 +259,7 @@ class GuestRunner:
             stop.cancel()
             over.cancel()
 
-    async def _end_boot(self, boot: _Boot) -> None:
+    async def _end_boot(self, boot: Boot) -> None:
         """Stop QEMU: gently when the run ends, at once when a failure already took evidence."""
         qemu = boot.qemu
         if qemu.returncode is None:
@@ -342,13 +289,13 @@ class GuestRunner:
             )
         )
 
-    async def _stop_gently(self, boot: _Boot) -> None:
+    async def _stop_gently(self, boot: Boot) -> None:
         """The shutdown ladder: guest poweroff via the agent, then QMP quit, then SIGKILL."""
         timeout = self.watch.shutdown_timeout
         steps: list[Callable[[], Coroutine[Any, Any, None]]] = []
-        if self._agent is not None and boot.ready_at is not None:
-            steps.append(self._agent.poweroff)
-        if self._qmp is not None:
+        if self.agent is not None and boot.ready_at is not None:
+            steps.append(self.agent.poweroff)
+        if self.qmp is not None:
             steps.append(self._qmp_quit)
         for step in steps:
             try:
@@ -361,21 +308,21 @@ class GuestRunner:
         await boot.qemu.kill()
 
     async def _qmp_quit(self) -> None:
-        assert self._qmp is not None
+        assert self.qmp is not None
         with contextlib.suppress(QMPError):  # QEMU may exit before it answers
-            await self._qmp.execute("quit")
+            await self.qmp.execute("quit")
 
     async def _close_channels(self) -> None:
-        if self._agent is not None:
-            await self._agent.close()
-            self._agent = None
-        if self._qmp is not None:
-            await self._qmp.close()
-            self._qmp = None
+        if self.agent is not None:
+            await self.agent.close()
+            self.agent = None
+        if self.qmp is not None:
+            await self.qmp.close()
+            self.qmp = None
 
     # ------------------------------------------------------------------ watchers
 
-    async def _read_console(self, boot: _Boot, console_log: ConsoleLog) -> None:
+    async def _read_console(self, boot: Boot, console_log: ConsoleLog) -> None:
         loop = asyncio.get_running_loop()
 
         def on_line(line: str) -> None:
@@ -399,7 +346,7 @@ class GuestRunner:
         finally:
             boot.console_done.set()
 
-    async def _triage_due(self, boot: _Boot, force: bool, extra: dict[str, str] | None = None) -> list[Report]:
+    async def _triage_due(self, boot: Boot, force: bool, extra: dict[str, str] | None = None) -> list[Report]:
         """Record the console reports whose grace period is over (or all, if forced).
 
         ``extra`` evidence (registers, thread states) goes with the first report.
@@ -415,7 +362,7 @@ class GuestRunner:
                 boot.over.set()
         return reports
 
-    async def _watch_exit(self, boot: _Boot) -> None:
+    async def _watch_exit(self, boot: Boot) -> None:
         code = await boot.qemu.wait()
         exited_at = time.monotonic()
         if boot.stopping is None and boot.failed is None:
@@ -429,7 +376,7 @@ class GuestRunner:
             await self._fail(boot, verdict, "process", console_explains=code == 0, first_seen=exited_at)
         boot.over.set()
 
-    async def _connect_qmp(self, boot: _Boot, socket_path: Path) -> None:
+    async def _connect_qmp(self, boot: Boot, socket_path: Path) -> None:
         session = QmpSession(self.spec.name, lambda e: self._on_qmp_event(boot, e),
                              timeout=self.watch.qmp_timeout)
         try:
@@ -439,10 +386,10 @@ class GuestRunner:
                 self.emit(ev.InfraProblem(vm=self.spec.name, problem="qmp", message=str(exc)))
             await session.close()
             return
-        self._qmp = session
+        self.qmp = session
         boot.qmp_connected.set()
 
-    def _on_qmp_event(self, boot: _Boot, event: QmpEvent) -> None:
+    def _on_qmp_event(self, boot: Boot, event: QmpEvent) -> None:
         if boot.stopping is not None or boot.failed is not None:
             return
         if event.name == "SHUTDOWN" and event.data.get("guest") and event.data.get("reason") == "guest-shutdown":
@@ -457,33 +404,33 @@ class GuestRunner:
         if verdict is not None:
             self._spawn(self._on_fatal_event(boot, verdict, event.received))
 
-    async def _on_fatal_event(self, boot: _Boot, verdict: Verdict, received: float) -> None:
+    async def _on_fatal_event(self, boot: Boot, verdict: Verdict, received: float) -> None:
         """A panic or a reset: the console report, if any, names the failure; else the event does."""
         await asyncio.sleep(0.2)  # the last console lines may still be in the pipe
         await self._fail(boot, verdict, "qmp", diagnose=True, console_explains=True, first_seen=received)
 
-    async def _check_unexpected_stop(self, boot: _Boot) -> None:
+    async def _check_unexpected_stop(self, boot: Boot) -> None:
         await asyncio.sleep(0.5)  # GUEST_PANICKED and SHUTDOWN come with a STOP: let them win
-        if boot.failed is not None or boot.stopping is not None or self._qmp is None or boot.watch_suspended:
+        if boot.failed is not None or boot.stopping is not None or self.qmp is None or boot.watch_suspended:
             return
         try:
-            state = await self._qmp.status()
+            state = await self.qmp.status()
         except QMPError:
             return  # the heartbeat watchdog will find out what is wrong
         if state not in ("running", "shutdown", "finish-migrate", "postmigrate"):
             await self._fail(boot, paused_verdict(state), "qmp", diagnose=True)
 
-    async def _ready_when_running(self, boot: _Boot) -> None:
+    async def _ready_when_running(self, boot: Boot) -> None:
         """Without an agent (a user's own image) the guest counts as up once QEMU runs it."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.watch.boot_timeout):
                 await boot.qmp_connected.wait()
-        if self._qmp is not None:
+        if self.qmp is not None:
             with contextlib.suppress(QMPError):
-                if await self._qmp.status() == "running":
+                if await self.qmp.status() == "running":
                     self._mark_ready(boot, "")
 
-    async def _talk_to_agent(self, boot: _Boot, socket_path: Path) -> None:
+    async def _talk_to_agent(self, boot: Boot, socket_path: Path) -> None:
         agent = AgentClient(socket_path, name=self.spec.name)
         try:
             await agent.connect(timeout=min(30.0, self.watch.boot_timeout))
@@ -492,7 +439,7 @@ class GuestRunner:
                 self.emit(ev.InfraProblem(vm=self.spec.name, problem="agent", message=str(exc)))
             await agent.close()
             return
-        self._agent = agent
+        self.agent = agent
         async for message in agent.events():
             if isinstance(message, Hello):
                 self._on_hello(boot, message)
@@ -515,7 +462,7 @@ class GuestRunner:
         with contextlib.suppress(AgentError):
             await agent.request_hello(timeout=self.watch.qmp_timeout)
 
-    def _on_hello(self, boot: _Boot, hello: Hello) -> None:
+    def _on_hello(self, boot: Boot, hello: Hello) -> None:
         now = time.monotonic()
         if boot.ready_at is not None:
             rebooted = hello.boot_id != boot.boot_id
@@ -533,11 +480,11 @@ class GuestRunner:
         boot.boot_id = hello.boot_id
         self._mark_ready(boot, hello.kernel_release)
 
-    def _start_load(self, boot: _Boot) -> None:
+    def _start_load(self, boot: Boot) -> None:
         settings = self.spec.load
-        if settings is None or self._agent is None:
+        if settings is None or self.agent is None:
             return
-        agent = self._agent
+        agent = self.agent
 
         async def record(verdict: Verdict, output: str) -> None:
             if boot.stopping is None and boot.qemu.returncode is None:  # a dying guest's runs prove nothing
@@ -549,7 +496,7 @@ class GuestRunner:
         )
         boot.load_task = self._spawn(boot.load.run(agent))
 
-    def _mark_ready(self, boot: _Boot, kernel: str) -> None:
+    def _mark_ready(self, boot: Boot, kernel: str) -> None:
         now = time.monotonic()
         boot.ready_at = now
         boot.last_heartbeat = now
@@ -562,7 +509,7 @@ class GuestRunner:
                              kernel=kernel))
         self._start_load(boot)
 
-    def _on_heartbeat(self, boot: _Boot, beat: Heartbeat) -> None:
+    def _on_heartbeat(self, boot: Boot, beat: Heartbeat) -> None:
         now = time.monotonic()
         gap = now - boot.last_heartbeat if boot.heartbeats and boot.last_heartbeat else 0.0
         boot.last_heartbeat = now
@@ -576,7 +523,7 @@ class GuestRunner:
             gap_s=round(gap, 4), lateness_s=round(max(0.0, gap - interval), 4) if gap else 0.0,
         ))
 
-    async def _watchdog(self, boot: _Boot) -> None:
+    async def _watchdog(self, boot: Boot) -> None:
         """Sleeps until the next deadline (boot timeout, then heartbeat timeout); no polling.
 
         Heartbeats only move the deadline later, so the watchdog wakes at most once per
@@ -608,47 +555,28 @@ class GuestRunner:
             if not await self._diagnose_hang(boot):
                 return
 
-    async def _diagnose_hang(self, boot: _Boot) -> bool:
+    async def _diagnose_hang(self, boot: Boot) -> bool:
         """Find out why heartbeats stopped; True to keep watching (they resumed, or the host is to blame)."""
         assert boot.last_heartbeat is not None
         seen_at = boot.last_heartbeat
         age = time.monotonic() - seen_at
-        loop_lag_s = age - self.watch.hang_timeout  # the watchdog should have woken right at the deadline
         self.emit(ev.HeartbeatLate(vm=self.spec.name, age_s=round(age, 3)))
-        run_state: str | None = None
-        qmp_answered = False
-        if self._qmp is not None:
-            try:
-                run_state = await self._qmp.status()
-                qmp_answered = True
-            except QMPError:
-                pass
-        before, after = await evidence.sample_threads(boot.qemu.pid, DIAGNOSIS_WINDOW_S)
+        # the watchdog should have woken right at the deadline: any delay is soak's own starvation
+        diagnosis = await diagnose_hang(boot.qemu, self.qmp, loop_lag_s=age - self.watch.hang_timeout)
         if boot.last_heartbeat != seen_at or boot.over.is_set():
             return not boot.over.is_set()  # it answered after all: a slow guest is not a hung one
-        busy = evidence.vcpu_busy_share(before, after) if before and after else None
-        starved = host_starved(
-            vcpu_share=busy, loop_lag_s=loop_lag_s,
-            vcpus_runnable=after is not None and evidence.vcpus_runnable(boot.qemu.pid, after),
-        )
-        facts = HangFacts(qmp_answered=qmp_answered, run_state=run_state,
-                          process_state=boot.qemu.state(), vcpu_busy_share=busy, host_starved=starved)
-        verdict = hang_verdict(facts)
+        verdict = hang_verdict(diagnosis.facts)
         if verdict is None:
-            psi = cpu_pressure()
-            self.emit(ev.InfraProblem(
-                vm=self.spec.name, problem="host-starved",
-                message=f"no heartbeat for {age:.1f}s while the host was starved (vCPU share "
-                        f"{busy if busy is not None else float('nan'):.2f}, CPU pressure {psi}%, "
-                        f"soak loop late {loop_lag_s:.1f}s)"))
+            self.emit(ev.InfraProblem(vm=self.spec.name, problem="host-starved",
+                                      message=f"no heartbeat for {age:.1f}s while the host was starved "
+                                              f"({diagnosis.starved_note})"))
             boot.last_heartbeat = time.monotonic()
             return True
-        threads = evidence.describe_threads(boot.qemu.pid, before, after)
-        await self._fail(boot, verdict, "heartbeat", diagnose=qmp_answered,
-                         extra={"threads.txt": threads}, first_seen=seen_at + self.watch.hang_timeout)
+        await self._fail(boot, verdict, "heartbeat", diagnose=diagnosis.facts.qmp_answered,
+                         extra={"threads.txt": diagnosis.threads}, first_seen=seen_at + self.watch.hang_timeout)
         return False
 
-    async def _sample_process(self, boot: _Boot) -> None:
+    async def _sample_process(self, boot: Boot) -> None:
         try:
             process = psutil.Process(boot.qemu.pid)
         except psutil.Error:
@@ -673,7 +601,7 @@ class GuestRunner:
 
     # --------------------------------------------------------------- recording
 
-    async def _fail(self, boot: _Boot, verdict: Verdict, detected_by: str, *, diagnose: bool = False,
+    async def _fail(self, boot: Boot, verdict: Verdict, detected_by: str, *, diagnose: bool = False,
                     console_explains: bool = False, extra: dict[str, str] | None = None,
                     first_seen: float | None = None) -> None:
         """Record a failure that ends the boot; QEMU is killed after the evidence is taken.
@@ -685,47 +613,18 @@ class GuestRunner:
             return
         boot.failed = verdict
         files = dict(extra or {})
-        if diagnose and self._qmp is not None and boot.qemu.returncode is None:
-            files["registers.txt"] = await evidence.registers(self._qmp, self.watch.qmp_timeout)
+        if diagnose and self.qmp is not None and boot.qemu.returncode is None:
+            files["registers.txt"] = await evidence.registers(self.qmp, self.watch.qmp_timeout)
         reports = await self._triage_due(boot, True, extra=files if console_explains else None)
         if not (console_explains and reports):
             await self._record(boot, verdict, detected_by, extra=files, first_seen=first_seen)
         boot.over.set()
 
-    async def _record(self, boot: _Boot, verdict: Verdict, detected_by: str, *, corrupted: bool = False,
+    async def _record(self, boot: Boot, verdict: Verdict, detected_by: str, *, corrupted: bool = False,
                       report_text: str = "", extra: dict[str, str] | None = None,
                       first_seen: float | None = None) -> None:
-        async with self._failure_lock:
-            folder = self.setup.run_dir.new_failure_dir(self.spec.name, verdict.kind.value)
-            console_tail = read_tail(self.setup.run_dir.console_log(self.spec.name))
-            stderr_tail = read_tail(self.setup.run_dir.stderr_log(self.spec.name), 16 * 1024)
-            files: dict[str, str | bytes] = {
-                "console-tail.log": console_tail,
-                "qemu-stderr.log": stderr_tail,
-                "qemu-argv.txt": shell_command(boot.argv) + "\n",
-                "reproduce.sh": evidence.reproduce_script(boot.argv, self.spec.name,
-                                                          self.setup.soak_command(self.spec)),
-            }
-            if report_text:
-                files["report.txt"] = report_text
-            files.update(extra or {})
-            now = time.monotonic()
-            latency = now - first_seen if first_seen is not None else None
-            expected = verdict.kind.value in self.spec.allowed_kinds or self.faults.intended(verdict.kind, now)
-            failure = ev.Failure(
-                vm=self.spec.name, kind=verdict.kind, title=verdict.title, boot=boot.number,
-                detected_by=detected_by, latency_s=round(latency, 3) if latency is not None else None,
-                corrupted=corrupted, evidence=self.setup.run_dir.relative(folder),
-                message=verdict.message, faults=self.faults.preceding(now), expected=expected,
-            )
-            write_evidence(folder, files, {
-                **ev.to_record(failure),
-                "seed": self.setup.profile.run.seed,
-                "vcpus": self.spec.vcpus,
-                "memory_mib": self.spec.memory_mib,
-                "reproduce": self.setup.soak_command(self.spec),
-            })
-            self.emit(failure)
+        await self.recorder.record(boot.number, boot.argv, verdict, Evidence(
+            detected_by, first_seen=first_seen, corrupted=corrupted, report_text=report_text, files=extra))
 
     def emit(self, event: ev.Event) -> None:
         self.setup.recorder.emit(event)
@@ -739,51 +638,6 @@ class GuestRunner:
         self._reactions.add(task)
         task.add_done_callback(self._reactions.discard)
         return task
-
-
-class _BootHandle:
-    """One ready boot, as a fault injector sees it (soak.faults.driver.FaultableBoot)."""
-
-    def __init__(self, runner: GuestRunner, boot: _Boot) -> None:
-        self._runner = runner
-        self._boot = boot
-        self._suspended_at = time.monotonic()
-
-    @property
-    def pid(self) -> int:
-        return self._boot.qemu.pid
-
-    @property
-    def qmp(self) -> QmpSession | None:
-        return self._runner._qmp
-
-    @property
-    def agent(self) -> AgentClient | None:
-        return self._runner._agent
-
-    @property
-    def qmp_timeout(self) -> float:
-        return self._runner.watch.qmp_timeout
-
-    @property
-    def alive(self) -> bool:
-        return self._boot.failed is None and self._boot.stopping is None and self._boot.qemu.returncode is None
-
-    def suspend_watch(self) -> None:
-        self._boot.watch_suspended += 1
-        self._suspended_at = time.monotonic()
-
-    def resume_watch(self) -> None:
-        self._boot.watch_suspended = max(0, self._boot.watch_suspended - 1)
-        if self._boot.load is not None:
-            self._boot.load.paused(time.monotonic() - self._suspended_at)
-        if not self._boot.watch_suspended:
-            self._boot.last_heartbeat = time.monotonic()  # the hang timeout counts from the window's end
-            self._boot.watch_changed.set()
-
-    def expect_reboot(self) -> None:
-        self._boot.expecting_reboot = True
-        self._boot.watch_changed.set()
 
 
 def _console_verdict(report: Report) -> Verdict:
