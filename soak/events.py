@@ -209,6 +209,9 @@ class InfraProblem(Event):
     type: ClassVar[str] = "infra"
     vm: str | None = None
     problem: str
+    """A short fixed word: ``launch`` (QEMU did not start), ``qmp`` / ``agent`` (a channel
+    could not connect), ``host-starved`` (a lost heartbeat the host explains), ``fault`` (a
+    fault could not be applied), ``soak-bug`` (a runner crashed; its VM was retired)."""
     message: str
 
 
