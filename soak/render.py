@@ -36,13 +36,16 @@ def render_summary(summary: Summary, console: Console, run_dir: Path | None = No
         f" · {summary.accel} · {format_duration(summary.duration_s)} ({status})"
     )
     fleet = Table(title="Fleet", title_justify="left")
-    for column in ("VM", "vCPUs", "MiB", "boots", "uptime", "heartbeats", "failures", "state"):
+    loaded = any(vm.throughput for vm in summary.vms.values())
+    columns = ["VM", "vCPUs", "MiB", "boots", "uptime", "heartbeats", "failures", "state"]
+    for column in columns + (["bogo-ops/s (mean per run)"] if loaded else []):
         fleet.add_column(column, justify="left" if column in ("VM", "state") else "right")
     for vm in summary.vms.values():
-        fleet.add_row(
-            vm.name, str(vm.vcpus), str(vm.memory_mib), str(vm.boots), format_duration(vm.uptime_s),
-            str(vm.heartbeats), f"[red]{vm.failures}[/]" if vm.failures else "0", vm.state,
-        )
+        row = [vm.name, str(vm.vcpus), str(vm.memory_mib), str(vm.boots), format_duration(vm.uptime_s),
+               str(vm.heartbeats), f"[red]{vm.failures}[/]" if vm.failures else "0", vm.state]
+        if loaded:
+            row.append(" ".join(f"{name} {total / n:.0f}" for name, (total, n) in sorted(vm.throughput.items())))
+        fleet.add_row(*row)
     console.print(fleet)
     console.print(
         f"VM-hours soaked: [bold]{summary.vm_hours:.3f}[/] · boots {sum(v.boots for v in summary.vms.values())}"

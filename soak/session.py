@@ -155,7 +155,9 @@ class Session:
         self.accel = choose_accel(self.profile.run.accel)
         if self.accel.warning:
             self.console.print(f"[yellow]warning:[/] {self.accel.warning}", highlight=False)
-        self.console.print(f"QEMU {version}, accel {self.accel.accel}: {self.accel.reason}", highlight=False)
+            self.console.print(f"QEMU {version}, accel {self.accel.accel}", highlight=False)
+        else:
+            self.console.print(f"QEMU {version}, accel {self.accel.accel}: {self.accel.reason}", highlight=False)
         self.images = resolve_images(self.fleet, lambda line: self.console.print(f"image: {line}", highlight=False))
         self.run_dir.create()
         shutil.copyfile(self.options.profile_path, self.run_dir.root / "profile.toml")

@@ -31,6 +31,8 @@ class VmSummary:
     uptime_s: float = 0.0
     heartbeats: int = 0
     state: str = "defined"
+    throughput: dict[str, list[float]] = field(default_factory=dict)
+    """stress-ng bogo-ops/s per stressor: [sum of the runs' rates, number of runs]."""
     _ready_at: float | None = None
     _boot_heartbeats: int = 0
 
@@ -151,6 +153,7 @@ class Summary:
                     "uptime_s": round(v.uptime_s, 3),
                     "heartbeats": v.heartbeats,
                     "state": v.state,
+                    "bogo_ops_per_s": {name: round(total / n, 2) for name, (total, n) in v.throughput.items()},
                 }
                 for v in self.vms.values()
             ],
@@ -246,6 +249,10 @@ def _fold_vm(s: Summary, groups: dict[tuple[str, str], FailureGroup], vm: VmSumm
         vm.state = "stopped" if event.reason in ("deadline", "signal") else "down"
     elif isinstance(event, ev.VmRetired):
         vm.state = "retired"
+    elif isinstance(event, ev.WorkloadMetrics):
+        total = vm.throughput.setdefault(event.stressor, [0.0, 0])
+        total[0] += event.bogo_ops_per_s
+        total[1] += 1
     elif isinstance(event, ev.FaultInjected):
         s.faults[event.fault] = s.faults.get(event.fault, 0) + 1
     elif isinstance(event, ev.Failure):
