@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,14 +115,3 @@ def read_journal(path: Path) -> JournalContents:
                 log.debug("journal %s line %d skipped: %s", path, number + 1, exc)
     return contents
 
-
-def iter_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Raw records, for tools that want fields this soak does not model."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict):
-                yield record

@@ -59,6 +59,8 @@ from soak.vm.qmp import QmpEvent, QmpSession
 
 log = logging.getLogger(__name__)
 
+EVIDENCE_DEADLINE_S = 30.0
+"""How long the end of a run waits for a failure whose diagnosis is under way."""
 END_OF_REPORT = "---[ end "
 REPORT_SETTLE_S = 1.0
 """After a report's end marker, how long a following panic (panic_on_oops ...) may take to start."""
@@ -106,7 +108,6 @@ class GuestRunner:
         self.log = log.getChild(spec.name)
         self.boots = 0
         self.restarts = 0
-        self.heartbeats_total = 0
         self._boot: Boot | None = None
         self.qmp: QmpSession | None = None
         self.agent: AgentClient | None = None
@@ -270,6 +271,11 @@ class GuestRunner:
                     await self._record(boot, finding.verdict(), "trend")
                 await self._stop_gently(boot)
             else:
+                if boot.failed is not None and not boot.over.is_set():
+                    # the run stopped while a failure was being diagnosed: let its evidence finish
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(EVIDENCE_DEADLINE_S):
+                            await boot.over.wait()
                 boot.stopping = boot.stopping or "failure"
                 await qemu.kill()
         with contextlib.suppress(TimeoutError):
@@ -514,7 +520,6 @@ class GuestRunner:
         gap = now - boot.last_heartbeat if boot.heartbeats and boot.last_heartbeat else 0.0
         boot.last_heartbeat = now
         boot.heartbeats += 1
-        self.heartbeats_total += 1
         boot.trends.add_heartbeat(now, beat.mem_available_kib)
         interval = self.watch.heartbeat_interval
         self.emit(ev.Heartbeat(
