@@ -204,30 +204,33 @@ class Session:
         live = LiveView(self.console)
         tally = _Tally()
         recorder = Recorder([tally, journal, *self.options.observers, live])
-        writer = asyncio.create_task(journal.writer(), name="journal writer")
-        live_stop = asyncio.Event()
-        shown = asyncio.create_task(live.show(live_stop), name="live view")
-        recorder.emit(self._run_started())
         supervisor = self.supervisor = Supervisor(
             self.profile, self.fleet, self.run_dir, recorder, self.make_config, self.soak_command,
             has_agent=lambda spec: self.images[spec.group].agent,
         )
-        reason = "error"
-        try:
-            result = await supervisor.run(self.profile.run.duration)
-            reason = result.reason
-        except asyncio.CancelledError:
-            reason = "signal"  # a second Ctrl-C: the runners killed their guests on the way out
-        except Exception:  # a bug in soak: keep the evidence, say so, exit 3
-            log.exception("soak failed")
-            (self.run_dir.root / "soak-error.txt").write_text(traceback.format_exc())
-            self.console.print(f"[red]soak itself failed[/]: see {self.run_dir.root / 'soak-error.txt'}")
-        finally:
-            live_stop.set()
-            await shown
-            recorder.emit(tally.finished(reason))
-            journal.close()
-            await writer
+        live_stop = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:  # the journal writer and the live view end with the run
+            tg.create_task(journal.writer(), name="journal writer")
+            tg.create_task(live.show(live_stop), name="live view")
+            recorder.emit(self._run_started())
+            reason = "error"
+            try:
+                result = await supervisor.run(self.profile.run.duration)
+                reason = result.reason
+            except asyncio.CancelledError:
+                # a second Ctrl-C: the runners killed their guests on the way out; finish the record
+                reason = "signal"
+                task = asyncio.current_task()
+                if task is not None:
+                    task.uncancel()
+            except Exception:  # a bug in soak: keep the evidence, say so, exit 3
+                log.exception("soak failed")
+                (self.run_dir.root / "soak-error.txt").write_text(traceback.format_exc())
+                self.console.print(f"[red]soak itself failed[/]: see {self.run_dir.root / 'soak-error.txt'}")
+            finally:
+                live_stop.set()
+                recorder.emit(tally.finished(reason))
+                journal.close()
         return self.finish_summary()
 
     def _run_started(self) -> ev.RunStarted:

@@ -18,14 +18,11 @@ the runs themselves.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from soak.units import parse_duration
-
-Seconds = Annotated[float, BeforeValidator(parse_duration)]
-"""A duration field ("90s", "2m"), as in soak.profile (not imported: profile imports us)."""
+from soak.units import Seconds
 
 MIN_PERIOD_S = 5.0
 """stress-ng needs a few seconds to start its workers and report; shorter runs measure startup."""
