@@ -10,36 +10,35 @@ QEMUs are gone either way (their runners kill them, and the kernel would).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import shlex
 import shutil
-import subprocess
 import sys
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from soak import __version__
 from soak import events as ev
 from soak.accel import AccelChoice, choose_accel, qemu_version
-from soak.errors import LaunchError, UsageError
-from soak.faults.inject import SNAPSHOT_NODE
-from soak.image.faults import FAULTS as GUEST_FAULTS
-from soak.image.faults import fault_kernel_args
+from soak.errors import UsageError
 from soak.journal import Journal
 from soak.live import LiveView
+from soak.machine import BootImage, Host, host_tsc_khz
+from soak.machine.qemu import QemuLauncher
 from soak.profile import Profile, VmSpec, expand_fleet
 from soak.recorder import Observer, Recorder
 from soak.render import render_summary
 from soak.rundir import RunDir
 from soak.summary import Summary, load_summary
 from soak.supervisor import Supervisor
-from soak.vm.argv import QemuConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,27 +54,6 @@ class RunOptions:
     """Extra observers (metrics) that see every event."""
 
 
-@dataclass(frozen=True)
-class BootImage:
-    kernel: Path
-    initrd: Path
-    kernel_args: tuple[str, ...]
-    label: str
-    agent: bool
-    """soak's agent is the guest's /init: heartbeats, commands, guest faults."""
-
-
-def host_tsc_khz() -> int | None:
-    """The host's TSC rate in kHz (from ``cpu MHz``), given to guests so they skip calibration."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("cpu MHz"):
-                return int(float(line.split(":")[1]) * 1000)
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def select_fleet(profile: Profile, only: list[str]) -> list[VmSpec]:
     """The profile's fleet, or the named VMs of it (``--vm`` to reproduce one alone).
 
@@ -89,21 +67,6 @@ def select_fleet(profile: Profile, only: list[str]) -> list[VmSpec]:
     if unknown:
         raise UsageError(f"no VM named {', '.join(unknown)} in this profile (VMs: {', '.join(sorted(names))})")
     return [vm for vm in fleet if vm.name in only]
-
-
-def snapshot_disk_args(path: Path, qemu: str) -> tuple[str, ...]:
-    """A fresh qcow2 node for snapshot faults (QMP snapshot-save needs a node name).
-
-    :raise LaunchError: qemu-img is missing or fails.
-    """
-    qemu_img = shutil.which("qemu-img") or str(Path(shutil.which(qemu) or qemu).with_name("qemu-img"))
-    path.unlink(missing_ok=True)
-    try:
-        subprocess.run([qemu_img, "create", "-q", "-f", "qcow2", str(path), "4G"], check=True,
-                       capture_output=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise LaunchError(f"cannot create the snapshot disk with qemu-img (Debian: qemu-utils): {exc}") from exc
-    return ("-blockdev", f"driver=qcow2,node-name={SNAPSHOT_NODE},file.driver=file,file.filename={path}")
 
 
 def resolve_images(fleet: list[VmSpec], progress: Callable[[str], None]) -> dict[str, BootImage]:
@@ -142,7 +105,6 @@ class Session:
         self.fleet = select_fleet(self.profile, options.only_vms)
         self.accel: AccelChoice | None = None
         self.images: dict[str, BootImage] = {}
-        self.tsc_khz = host_tsc_khz()
         self.supervisor: Supervisor | None = None
 
     def prepare(self) -> None:
@@ -162,33 +124,6 @@ class Session:
         self.run_dir.create()
         shutil.copyfile(self.options.profile_path, self.run_dir.root / "profile.toml")
 
-    def make_config(self, spec: VmSpec, boot: int, qmp_socket: Path, agent_socket: Path) -> QemuConfig:
-        assert self.accel is not None
-        image = self.images[spec.group]
-        watch = self.profile.watch
-        args: tuple[str, ...] = (f"soak_hb={watch.heartbeat_interval:g}", f"soak_vm={spec.name}", f"soak_boot={boot}")
-        guest_faults = [f.type for f in spec.faults if f.type in GUEST_FAULTS]
-        args += tuple(fault_kernel_args(guest_faults))
-        extra: tuple[str, ...] = ()
-        if spec.needs_snapshot_disk:
-            extra = snapshot_disk_args(qmp_socket.with_suffix(".qcow2"), self.profile.run.qemu)
-        return QemuConfig(
-            name=spec.name,
-            qemu=self.profile.run.qemu,
-            accel=self.accel.accel,
-            machine=spec.machine,
-            vcpus=spec.vcpus,
-            max_vcpus=spec.max_vcpus,
-            memory_mib=spec.memory_mib,
-            kernel=image.kernel,
-            initrd=image.initrd,
-            kernel_args=args + image.kernel_args,
-            tsc_khz=self.tsc_khz,
-            qmp_socket=qmp_socket,
-            agent_socket=agent_socket,
-            extra_args=extra,
-        )
-
     def soak_command(self, spec: VmSpec) -> str:
         return shlex.join([
             "soak", "run", str(self.options.profile_path.resolve()), "--seed", str(self.profile.run.seed),
@@ -204,34 +139,56 @@ class Session:
         live = LiveView(self.console)
         tally = _Tally()
         recorder = Recorder([tally, journal, *self.options.observers, live])
-        supervisor = self.supervisor = Supervisor(
-            self.profile, self.fleet, self.run_dir, recorder, self.make_config, self.soak_command,
-            has_agent=lambda spec: self.images[spec.group].agent,
-        )
+        host = Host(qemu=self.profile.run.qemu, accel=self.accel.accel, tsc_khz=host_tsc_khz())
+        with QemuLauncher.open(images=self.images, host=host, run_dir=self.run_dir,
+                               heartbeat_interval=self.profile.watch.heartbeat_interval,
+                               qmp_timeout=self.profile.watch.qmp_timeout) as launcher:
+            supervisor = self.supervisor = Supervisor(
+                self.profile, self.fleet, self.run_dir, recorder, launcher, self.soak_command)
+            try:
+                await self._supervise(supervisor, recorder, journal, live, tally)
+            except* Exception as group:  # a bug in soak: keep the evidence, say so, exit 3
+                log.error("soak failed", exc_info=group)
+                self._report_crash(group)
+        return self.finish_summary()
+
+    async def _supervise(self, supervisor: Supervisor, recorder: Recorder, journal: Journal, live: LiveView,
+                         tally: _Tally) -> None:
+        """The fleet, the journal writer and the live view in one task group; RunFinished always."""
         live_stop = asyncio.Event()
+
+        async def guarded(part: Coroutine[Any, Any, None], name: str, *, essential: bool) -> None:
+            try:
+                await part
+            except Exception as exc:  # soak's own part failed: not a signal, not the guests' doing
+                log.error("%s failed", name, exc_info=exc)
+                self._report_crash(exc)
+                if essential:
+                    supervisor.request_stop("error")
+
         async with asyncio.TaskGroup() as tg:  # the journal writer and the live view end with the run
-            tg.create_task(journal.writer(), name="journal writer")
-            tg.create_task(live.show(live_stop), name="live view")
+            tg.create_task(guarded(journal.writer(), "the journal writer", essential=True))
+            tg.create_task(guarded(live.show(live_stop), "the live view", essential=False))
             recorder.emit(self._run_started())
             reason = "error"
             try:
-                result = await supervisor.run(self.profile.run.duration)
-                reason = result.reason
+                reason = (await supervisor.run(self.profile.run.duration)).reason
             except asyncio.CancelledError:
                 # a second Ctrl-C: the runners killed their guests on the way out; finish the record
                 reason = "signal"
                 task = asyncio.current_task()
                 if task is not None:
                     task.uncancel()
-            except Exception:  # a bug in soak: keep the evidence, say so, exit 3
-                log.exception("soak failed")
-                (self.run_dir.root / "soak-error.txt").write_text(traceback.format_exc())
-                self.console.print(f"[red]soak itself failed[/]: see {self.run_dir.root / 'soak-error.txt'}")
             finally:
                 live_stop.set()
                 recorder.emit(tally.finished(reason))
                 journal.close()
-        return self.finish_summary()
+
+    def _report_crash(self, exc: BaseException) -> None:
+        path = self.run_dir.root / "soak-error.txt"
+        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as f:
+            f.write("".join(traceback.format_exception(exc)))
+        self.console.print(f"[red]soak itself failed[/]: see {path}")
 
     def _run_started(self) -> ev.RunStarted:
         assert self.accel is not None

@@ -11,20 +11,16 @@ kernel kills every QEMU (PR_SET_PDEATHSIG).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import shutil
 import signal
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from soak.guest import GuestRunner, GuestSetup, RunControl
+from soak.machine import MachineLauncher
 from soak.profile import Profile, VmSpec
 from soak.recorder import Recorder
 from soak.rundir import RunDir
-from soak.vm.argv import QemuConfig
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +40,15 @@ class Supervisor:
         fleet: list[VmSpec],
         run_dir: RunDir,
         recorder: Recorder,
-        make_config: Callable[[VmSpec, int, Path, Path], QemuConfig],
+        launcher: MachineLauncher,
         soak_command: Callable[[VmSpec], str],
-        has_agent: Callable[[VmSpec], bool] = lambda _spec: True,
     ) -> None:
         self.profile = profile
         self.fleet = fleet
         self.run_dir = run_dir
         self.recorder = recorder
-        self.make_config = make_config
+        self.launcher = launcher
         self.soak_command = soak_command
-        self.has_agent = has_agent
         self.control = RunControl()
         self.runners: list[GuestRunner] = []
 
@@ -63,7 +57,6 @@ class Supervisor:
 
     async def run(self, duration_s: float) -> SupervisorResult:
         loop = asyncio.get_running_loop()
-        socket_dir = Path(tempfile.mkdtemp(prefix="soak-"))  # unix socket paths must stay short
         deadline = loop.call_later(duration_s, self.request_stop, "deadline")
         main = asyncio.current_task()
         signals_seen = 0
@@ -82,13 +75,11 @@ class Supervisor:
         setup = GuestSetup(
             profile=self.profile,
             run_dir=self.run_dir,
-            socket_dir=socket_dir,
             recorder=self.recorder,
-            make_config=self.make_config,
+            launcher=self.launcher,
             boot_slots=asyncio.Semaphore(self.profile.run.max_parallel_boots),
             control=self.control,
             soak_command=self.soak_command,
-            has_agent=self.has_agent,
         )
         self.runners = [GuestRunner(spec, setup) for spec in self.fleet]
         try:
@@ -98,7 +89,5 @@ class Supervisor:
         finally:
             deadline.cancel()
             for signum in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(Exception):
-                    loop.remove_signal_handler(signum)
-            shutil.rmtree(socket_dir, ignore_errors=True)
+                loop.remove_signal_handler(signum)
         return SupervisorResult(self.control.reason)

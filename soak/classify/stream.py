@@ -6,8 +6,10 @@ grows memory. A line that starts a crash opens a *pending* window: the report
 usually goes on for a while and a panic may follow, so the window collects
 lines for a grace period; ``due`` then classifies it, from a little before the
 crash line to the last line seen, and the triage is ready for the next crash
-(a hung task reported every 10 s gives a report every time). Time is passed
-in, never read, so the triage is pure and tests need no clock.
+(a hung task reported every 10 s gives a report every time). A report's end
+marker (``---[ end trace ... ]---``) brings the deadline closer: the report is
+whole, only a panic that may follow it is still awaited. Time is passed in,
+never read, so the triage is pure and tests need no clock.
 """
 
 from __future__ import annotations
@@ -22,13 +24,18 @@ from soak.classify.report import Report
 
 PRE_CONTEXT_LINES: Final = 200
 """Lines before the crash line handed to the classifier: the report's own context lines."""
+END_OF_REPORT: Final = "---[ end "
+SETTLE_SECONDS: Final = 1.0
+"""After a report's end marker, how long a following panic (panic_on_oops ...) may take to start."""
 
 
 class ConsoleTriage:
     """Watches one console: feed() every line, due() when the returned deadline passes."""
 
-    def __init__(self, grace_seconds: float = 10.0, context_bytes: int = 128 * 1024) -> None:
+    def __init__(self, grace_seconds: float = 10.0, context_bytes: int = 128 * 1024,
+                 settle_seconds: float = SETTLE_SECONDS) -> None:
         self.grace_seconds = grace_seconds
+        self.settle_seconds = min(settle_seconds, grace_seconds)
         self.context_bytes = context_bytes
         self._tail: deque[str] = deque(maxlen=PRE_CONTEXT_LINES)
         self._tail_bytes = 0
@@ -51,7 +58,11 @@ class ConsoleTriage:
         return self._deadline if self._window is not None else None
 
     def feed(self, line: str, now: float) -> float | None:
-        """Take one console line (no newline); the finalise deadline if it starts a crash."""
+        """Take one console line (no newline).
+
+        Returns the new finalise deadline when this line starts a crash or, as a
+        report's end marker, brings the deadline closer; else None.
+        """
         if "\r" in line:
             line = line.replace("\r", "")
         if not self._kernel_seen and CONSOLE_PREFIX.match(line):
@@ -63,6 +74,8 @@ class ConsoleTriage:
                 self._window_bytes += len(line) + 1
             else:
                 self.dropped_lines += 1
+            if END_OF_REPORT in line and self._deadline > now + self.settle_seconds:
+                self._deadline = started = now + self.settle_seconds
         elif may_have_header(line) and (header_group(line) is not None or is_oom_line(line)):
             self._window = [*self._tail, line]
             self._crash_at = len(self._tail)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from soak import clock
 from soak import events as ev
 from soak.faults.catalog import FAIL, SURVIVE, FaultType, fault_type
 from soak.faults.inject import FaultError, FaultTarget, inject
@@ -28,6 +28,8 @@ from soak.profile import VmSpec
 log = logging.getLogger(__name__)
 
 MAX_REMEMBERED = 64
+OUTLIVED_GRACE_S = 3.0
+"""After a fault failed to apply, how long its VM's own failure (QEMU died under it) may take to show."""
 
 
 class FaultableBoot(FaultTarget, Protocol):
@@ -45,6 +47,9 @@ class FaultableBoot(FaultTarget, Protocol):
 
     def expect_reboot(self) -> None:
         """The next HELLO with a new boot id is the fault's outcome; hang detection waits for it."""
+
+    async def ends_within(self, timeout: float) -> bool:
+        """True when the boot fails or its QEMU goes within ``timeout`` (it may already have)."""
 
 
 class FaultableVm(Protocol):
@@ -76,11 +81,11 @@ class FaultDriver:
         if not self.spec.faults:
             return
         await first_ready.wait()
-        start = time.monotonic()
+        start = clock.now()
         timeline = fault_timeline(self.spec.faults, seed=self.seed, vm=self.spec.name,
                                   vm_index_in_group=self.spec.index_in_group)
         for planned in timeline:
-            await asyncio.sleep(max(0.0, start + planned.at_s - time.monotonic()))
+            await asyncio.sleep(max(0.0, start + planned.at_s - clock.now()))
             boot = await vm.wait_ready()
             if boot is None:
                 return
@@ -91,7 +96,7 @@ class FaultDriver:
         kind = fault_type(settings.type)
         expect = settings.outcome_expected
         label = f"{settings.type}#{self._seq}"
-        now = time.monotonic()
+        now = clock.now()
         windowed = kind.windowed or kind.needs in ("hotplug", "snapshot")
         self._recent.append(_Remembered(now, label, kind, expect, now + (settings.duration if windowed else 0)))
         self.emit(ev.FaultInjected(vm=self.spec.name, fault=settings.type, seq=self._seq,
@@ -105,7 +110,8 @@ class FaultDriver:
         try:
             await inject(settings, boot, self._seq)
         except (FaultError, OSError) as exc:
-            if boot.alive:  # a fault that outlived its VM (a detected hang, a crash) is no soak problem
+            # a fault that failed because its VM did (a crash, a hang being diagnosed) is part of that failure
+            if not await boot.ends_within(OUTLIVED_GRACE_S):
                 self.emit(ev.InfraProblem(vm=self.spec.name, problem="fault", message=f"{label}: {exc}"))
         finally:
             if suspended:

@@ -9,19 +9,17 @@ decides what the watchdog does meanwhile; injectors know nothing of detection.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from soak import clock
 from soak.errors import AgentError, QMPError
 from soak.faults.catalog import fault_type
 from soak.faults.settings import FaultSettings
-from soak.vm.agent import AgentClient
-from soak.vm.qmp import QmpSession
+from soak.vm.argv import SNAPSHOT_NODE
+from soak.vm.channels import GuestAgent, Qmp
 
-SNAPSHOT_NODE = "snapdisk"
 JOB_POLL_S = 0.05
 
 
@@ -32,12 +30,12 @@ class FaultError(Exception):
 class FaultTarget(Protocol):
     """What an injector may touch of a VM."""
 
+    def send_signal(self, sig: int) -> None:
+        """Signal the VM's QEMU process (SIGSTOP, SIGKILL ...)."""
     @property
-    def pid(self) -> int: ...
+    def qmp(self) -> Qmp | None: ...
     @property
-    def qmp(self) -> QmpSession | None: ...
-    @property
-    def agent(self) -> AgentClient | None: ...
+    def agent(self) -> GuestAgent | None: ...
     @property
     def qmp_timeout(self) -> float: ...
 
@@ -63,13 +61,13 @@ async def inject(settings: FaultSettings, target: FaultTarget, seq: int) -> Appl
         raise FaultError(f"{name}: {exc}") from exc
 
 
-def _qmp(target: FaultTarget) -> QmpSession:
+def _qmp(target: FaultTarget) -> Qmp:
     if target.qmp is None:
         raise FaultError("no QMP connection to this VM")
     return target.qmp
 
 
-def _agent(target: FaultTarget) -> AgentClient:
+def _agent(target: FaultTarget) -> GuestAgent:
     if target.agent is None:
         raise FaultError("no agent connection to this VM")
     return target.agent
@@ -78,22 +76,22 @@ def _agent(target: FaultTarget) -> AgentClient:
 async def _pause(settings: FaultSettings, target: FaultTarget, seq: int) -> Applied:
     qmp = _qmp(target)
     await qmp.execute("stop")
-    start = time.monotonic()
+    start = clock.now()
     try:
         await asyncio.sleep(settings.duration)
     finally:
         await qmp.execute("cont")
-    return Applied("QMP stop/cont", time.monotonic() - start)
+    return Applied("QMP stop/cont", clock.now() - start)
 
 
 async def _sigstop(settings: FaultSettings, target: FaultTarget, seq: int) -> Applied:
-    os.kill(target.pid, signal.SIGSTOP)
-    start = time.monotonic()
+    target.send_signal(signal.SIGSTOP)
+    start = clock.now()
     try:
         await asyncio.sleep(settings.duration)
     finally:
-        os.kill(target.pid, signal.SIGCONT)
-    return Applied("SIGSTOP/SIGCONT", time.monotonic() - start)
+        target.send_signal(signal.SIGCONT)
+    return Applied("SIGSTOP/SIGCONT", clock.now() - start)
 
 
 async def _reset(settings: FaultSettings, target: FaultTarget, seq: int) -> Applied:
@@ -116,7 +114,7 @@ async def _vcpu_hotplug(settings: FaultSettings, target: FaultTarget, seq: int) 
     slot = min(free, key=lambda s: (s["props"].get("socket-id", 0), s["props"].get("core-id", 0)))
     device = f"hotcpu{seq}"
     await qmp.execute("device_add", {"driver": slot["type"], "id": device, **slot["props"]})
-    start = time.monotonic()
+    start = clock.now()
     try:
         if target.agent is not None:  # a hot-added CPU stays offline without udev: bring it up
             await target.agent.run(
@@ -126,7 +124,7 @@ async def _vcpu_hotplug(settings: FaultSettings, target: FaultTarget, seq: int) 
     finally:
         await qmp.execute("device_del", {"id": device})
     return Applied(f"device_add/device_del {slot['type']} core {slot['props'].get('core-id')}",
-                   time.monotonic() - start)
+                   clock.now() - start)
 
 
 async def _snapshot(settings: FaultSettings, target: FaultTarget, seq: int) -> Applied:
@@ -135,15 +133,15 @@ async def _snapshot(settings: FaultSettings, target: FaultTarget, seq: int) -> A
     tag = f"soak{seq}"
     args = {"tag": tag, "vmstate": SNAPSHOT_NODE, "devices": [SNAPSHOT_NODE]}
     await _run_job(qmp, "snapshot-save", {"job-id": f"save{seq}", **args}, target.qmp_timeout * 6)
-    start = time.monotonic()
+    start = clock.now()
     await asyncio.sleep(settings.duration)
     await _run_job(qmp, "snapshot-load", {"job-id": f"load{seq}", **args}, target.qmp_timeout * 6)
     await _run_job(qmp, "snapshot-delete", {"job-id": f"del{seq}", "tag": tag, "devices": [SNAPSHOT_NODE]},
                    target.qmp_timeout * 6)
-    return Applied(f"snapshot-save/snapshot-load {tag}", time.monotonic() - start)
+    return Applied(f"snapshot-save/snapshot-load {tag}", clock.now() - start)
 
 
-async def _run_job(qmp: QmpSession, command: str, arguments: dict[str, Any], timeout: float) -> None:
+async def _run_job(qmp: Qmp, command: str, arguments: dict[str, Any], timeout: float) -> None:
     """Start a QMP job and wait for it to conclude (a short poll: jobs last well under a second)."""
     job = str(arguments["job-id"])
     await qmp.execute(command, arguments)
@@ -194,7 +192,7 @@ def _one_line(script: str) -> str:
     return joined.strip().rstrip(";")
 
 
-async def _guest_fault(settings: FaultSettings, agent: AgentClient) -> Applied:
+async def _guest_fault(settings: FaultSettings, agent: GuestAgent) -> Applied:
     if settings.type == "corrupt":
         secs = settings.secs or int(settings.duration) or 10
         script = "read -r UPTIME rest < /proc/uptime; " + _one_line(CORRUPT_SCRIPT.replace("SECS", str(secs)))
@@ -205,12 +203,12 @@ async def _guest_fault(settings: FaultSettings, agent: AgentClient) -> Applied:
 
 
 async def _kill(settings: FaultSettings, target: FaultTarget, seq: int) -> Applied:
-    os.kill(target.pid, signal.SIGKILL)
+    target.send_signal(signal.SIGKILL)
     return Applied("SIGKILL")
 
 
 async def _segv(settings: FaultSettings, target: FaultTarget, seq: int) -> Applied:
-    os.kill(target.pid, signal.SIGSEGV)
+    target.send_signal(signal.SIGSEGV)
     return Applied("SIGSEGV")
 
 

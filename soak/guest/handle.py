@@ -2,56 +2,63 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
-from soak.guest.boot import Boot
-from soak.vm.agent import AgentClient
-from soak.vm.qmp import QmpSession
+from soak import clock
+from soak.guest.boot import Phase
+from soak.vm.channels import GuestAgent, Qmp
 
 if TYPE_CHECKING:
-    from soak.guest.runner import GuestRunner
+    from soak.guest.bootrun import BootRun
 
 
 class BootHandle:
-    def __init__(self, runner: GuestRunner, boot: Boot) -> None:
-        self._runner = runner
-        self._boot = boot
-        self._suspended_at = time.monotonic()
+    def __init__(self, run: BootRun) -> None:
+        self._run = run
+        self._boot = run.boot
+        self._held_at: float | None = None
+
+    def send_signal(self, sig: int) -> None:
+        self._boot.machine.send_signal(sig)
 
     @property
-    def pid(self) -> int:
-        return self._boot.qemu.pid
+    def qmp(self) -> Qmp | None:
+        return self._boot.machine.qmp
 
     @property
-    def qmp(self) -> QmpSession | None:
-        return self._runner.qmp
-
-    @property
-    def agent(self) -> AgentClient | None:
-        return self._runner.agent
+    def agent(self) -> GuestAgent | None:
+        return self._boot.machine.agent
 
     @property
     def qmp_timeout(self) -> float:
-        return self._runner.watch.qmp_timeout
+        return self._run.watch.qmp_timeout
 
     @property
     def alive(self) -> bool:
         return self._boot.alive
 
     def suspend_watch(self) -> None:
-        self._boot.watch_suspended += 1
-        self._suspended_at = time.monotonic()
+        if self._boot.phase is Phase.READY:
+            self._held_at = clock.now()
+            self._boot.hold(self._held_at)
 
     def resume_watch(self) -> None:
-        boot = self._boot
-        boot.watch_suspended = max(0, boot.watch_suspended - 1)
-        if boot.load is not None:
-            boot.load.paused(time.monotonic() - self._suspended_at)
-        if not boot.watch_suspended:
-            boot.last_heartbeat = time.monotonic()  # the hang timeout counts from the window's end
-            boot.watch_changed.set()
+        boot, now = self._boot, clock.now()
+        if self._held_at is not None and boot.load is not None:
+            boot.load.paused(now - self._held_at)  # the load's deadlines move by the window
+        self._held_at = None
+        boot.release(now)
 
     def expect_reboot(self) -> None:
-        self._boot.expecting_reboot = True
-        self._boot.watch_changed.set()
+        if self._boot.phase is Phase.READY:
+            self._boot.expect_reboot(clock.now())
+
+    async def ends_within(self, timeout: float) -> bool:
+        """The boot ends (fails, or QEMU is gone) within ``timeout``: a fault that failed with it
+        is part of that failure, not a problem of its own."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._boot.over.wait()
+        return not self._boot.alive

@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from soak import clock
 from soak import events as ev
 from soak.detect.verdict import Verdict
 from soak.errors import AgentError
@@ -25,7 +25,7 @@ from soak.kinds import Kind
 from soak.load.plan import StressRun, plan_runs
 from soak.load.settings import LoadSettings
 from soak.load.stressng import RunOutcome, StressMetric
-from soak.vm.agent import AgentClient
+from soak.vm.channels import GuestAgent
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class LoadDriver:
         """The guest could not run for ``seconds`` (a fault window): the run's deadline moves."""
         self._paused_s += seconds
 
-    async def run(self, agent: AgentClient) -> None:
+    async def run(self, agent: GuestAgent) -> None:
         """Run the schedule until cancelled (the boot ends)."""
         for planned in self.plan:
             await asyncio.sleep(planned.idle_before_s)
@@ -101,10 +101,10 @@ class LoadDriver:
 
     async def _wait_exit(self, job: _Job) -> int | None:
         """The run's exit status, or None when it outlived its (pause-extended) deadline."""
-        start, paused_before = time.monotonic(), self._paused_s
+        start, paused_before = clock.now(), self._paused_s
         limit = job.run.deadline_s + GRACE_FACTOR * job.run.duration_s
         while True:
-            remaining = start + limit + (self._paused_s - paused_before) - time.monotonic()
+            remaining = start + limit + (self._paused_s - paused_before) - clock.now()
             if remaining <= 0:
                 return None
             try:

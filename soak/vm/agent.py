@@ -47,11 +47,11 @@ import contextlib
 import itertools
 import logging
 import math
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from soak import clock
 from soak.errors import AgentError
 
 PROTO = 1
@@ -64,7 +64,7 @@ RUN_GRACE_S = 5.0
 
 @dataclass(frozen=True, slots=True)
 class AgentEvent:
-    """Something the guest said; ``t`` is the host's ``time.monotonic()`` at receipt."""
+    """Something the guest said; ``t`` is the host's ``soak.clock.now()`` at receipt."""
 
     t: float
 
@@ -253,10 +253,10 @@ class AgentClient:
         """
         if self._task is not None:
             raise AgentError(f"{self.name}: agent client already connected")
-        deadline = time.monotonic() + timeout
+        deadline = clock.now() + timeout
         last: Exception | None = None
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - clock.now()
             if remaining <= 0:
                 raise AgentError(f"{self.name}: cannot connect to {self.socket_path} within "
                                  f"{timeout:.1f} s: {last}") from last
@@ -267,7 +267,7 @@ class AgentClient:
                 break
             except (FileNotFoundError, ConnectionRefusedError) as exc:
                 last = exc
-                await asyncio.sleep(min(CONNECT_RETRY_S, max(0.0, deadline - time.monotonic())))
+                await asyncio.sleep(min(CONNECT_RETRY_S, max(0.0, deadline - clock.now())))
             except TimeoutError as exc:
                 last = exc
             except OSError as exc:
@@ -300,7 +300,7 @@ class AgentClient:
         while True:
             if self._dropped:
                 count, self._dropped = self._dropped, 0
-                yield EventsDropped(time.monotonic(), count)
+                yield EventsDropped(clock.now(), count)
             if self._events:
                 event = self._events.popleft()
                 yield event
@@ -341,13 +341,13 @@ class AgentClient:
                 except asyncio.LimitOverrunError as exc:
                     await self._reader.readexactly(exc.consumed)
                     if not skip:
-                        self._emit(Garbled(time.monotonic(), f"<line over {MAX_LINE} bytes dropped>"))
+                        self._emit(Garbled(clock.now(), f"<line over {MAX_LINE} bytes dropped>"))
                     skip = True
                     continue
                 if skip:  # the tail of an over-long line
                     skip = False
                     continue
-                self._dispatch(parse_line(raw.decode("utf-8", "replace").rstrip("\r\n"), time.monotonic()))
+                self._dispatch(parse_line(raw.decode("utf-8", "replace").rstrip("\r\n"), clock.now()))
         except asyncio.IncompleteReadError:
             pass
         except OSError as exc:
@@ -369,7 +369,7 @@ class AgentClient:
         for pending in self._pending.values():
             if not pending.future.done():
                 pending.future.set_exception(AgentError(f"{self.name}: {reason}"))
-        self._emit(Disconnected(time.monotonic(), reason))
+        self._emit(Disconnected(clock.now(), reason))
 
     def _dispatch(self, msg: Message) -> None:
         if isinstance(msg, Ack | Err):
@@ -434,10 +434,10 @@ class AgentClient:
         :raise AgentError: the channel failed or the agent did not answer in time.
         """
         secs = max(1, math.ceil(timeout))
-        started = time.monotonic()
+        started = clock.now()
         reply, pending = await self._request("run", f"{secs} {cmd}", secs + RUN_GRACE_S, collect=True)
         assert isinstance(reply, JobExit)
-        timed_out = reply.rc == 137 and time.monotonic() - started >= secs
+        timed_out = reply.rc == 137 and clock.now() - started >= secs
         output = "".join(f"{line}\n" for line in pending.output)
         return CommandResult(reply.rc, output, pending.truncated or reply.truncated, timed_out)
 

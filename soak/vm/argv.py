@@ -18,6 +18,9 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+SNAPSHOT_NODE = "snapdisk"
+"""The qcow2 block node that holds the snapshot fault's vmstate (QMP snapshot-save needs a node name)."""
+
 BASE_KERNEL_ARGS = (
     "console=ttyS0,115200",
     "panic=-1",

@@ -15,8 +15,16 @@ import asyncio
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 CHUNK = 64 * 1024
+
+
+class ConsoleStream(Protocol):
+    """Where console bytes come from: QEMU's stdout pipe, or a fake machine's buffer."""
+
+    async def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes; ``b""`` once the console is closed."""
 
 
 class ConsoleLog:
@@ -43,7 +51,7 @@ class ConsoleReader:
 
     def __init__(
         self,
-        stream: asyncio.StreamReader,
+        stream: ConsoleStream,
         log: ConsoleLog,
         on_line: Callable[[str], None],
         *,

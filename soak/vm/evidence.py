@@ -6,29 +6,30 @@ soak, and a missing answer is itself a fact worth writing down.
 
 from __future__ import annotations
 
-import asyncio
 import shlex
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
+from soak import clock
 from soak.errors import QMPError
-from soak.vm.qmp import QmpSession
+from soak.vm.channels import Qmp
 
 
 @dataclass(frozen=True, slots=True)
 class ThreadTimes:
-    """CPU seconds per QEMU thread, keyed by thread id, with the threads' names."""
+    """CPU seconds per QEMU thread, keyed by thread id, with the threads' names and states."""
 
     taken: float
     cpu: dict[int, float]
     names: dict[int, str]
+    states: dict[int, str]
+    """The kernel's state letter per thread: R runnable, S sleeping, T stopped ..."""
 
 
 def thread_times(pid: int) -> ThreadTimes | None:
-    """Per-thread CPU times of a process (None if it is gone)."""
+    """Per-thread CPU times, names and states of a process (None if it is gone)."""
     try:
         threads = psutil.Process(pid).threads()
     except psutil.Error:
@@ -39,7 +40,8 @@ def thread_times(pid: int) -> ThreadTimes | None:
             names[t.id] = Path(f"/proc/{pid}/task/{t.id}/comm").read_text().strip()
         except OSError:
             names[t.id] = "?"
-    return ThreadTimes(time.monotonic(), {t.id: t.user_time + t.system_time for t in threads}, names)
+    return ThreadTimes(clock.now(), {t.id: t.user_time + t.system_time for t in threads}, names,
+                       {t.id: _thread_state(pid, t.id) for t in threads})
 
 
 def vcpu_busy_share(before: ThreadTimes, after: ThreadTimes) -> float | None:
@@ -52,9 +54,9 @@ def vcpu_busy_share(before: ThreadTimes, after: ThreadTimes) -> float | None:
     return sum(used) / len(used) / elapsed
 
 
-def vcpus_runnable(pid: int, times: ThreadTimes) -> bool:
+def vcpus_runnable(times: ThreadTimes) -> bool:
     """Most vCPU threads are runnable (state R): they want a CPU, whether or not they get one."""
-    states = [_thread_state(pid, tid) for tid, name in times.names.items() if name.startswith("CPU ")]
+    states = [times.states.get(tid, "?") for tid, name in times.names.items() if name.startswith("CPU ")]
     return bool(states) and sum(s == "R" for s in states) * 2 > len(states)
 
 
@@ -64,7 +66,7 @@ def describe_threads(pid: int, before: ThreadTimes | None, after: ThreadTimes | 
     if after is None:
         return lines[0] + "\n  (process gone)\n"
     for tid, name in sorted(after.names.items()):
-        state = _thread_state(pid, tid)
+        state = after.states.get(tid, "?")
         used = after.cpu[tid] - before.cpu.get(tid, after.cpu[tid]) if before else float("nan")
         lines.append(f"  {tid:>8} {name:<20} state={state} cpu={used:.3f}s total={after.cpu[tid]:.2f}s")
     return "\n".join(lines) + "\n"
@@ -78,7 +80,7 @@ def _thread_state(pid: int, tid: int) -> str:
         return "?"
 
 
-async def registers(qmp: QmpSession, timeout: float) -> str:
+async def registers(qmp: Qmp, timeout: float) -> str:
     """Every vCPU's registers via HMP ``info registers -a``, or why not."""
     try:
         return await qmp.hmp("info registers -a", timeout=timeout)
@@ -86,32 +88,35 @@ async def registers(qmp: QmpSession, timeout: float) -> str:
         return f"(registers unavailable: {exc})\n"
 
 
-async def sample_threads(pid: int, window: float) -> tuple[ThreadTimes | None, ThreadTimes | None]:
-    """Thread CPU times at the start and the end of ``window`` seconds."""
-    before = thread_times(pid)
-    await asyncio.sleep(window)
-    return before, thread_times(pid)
-
-
 def reproduce_script(argv: list[str], vm: str, soak_command: str) -> str:
-    """A shell script that boots this VM alone, with the same QEMU command line."""
+    """A shell script that boots this VM alone, with the same QEMU command line.
+
+    Host-side files of the run (sockets, the snapshot disk) live in a fresh
+    ``$DIR``, so the script works after the run directory's temporary parts
+    are gone.
+    """
     replaced: list[str] = []
+    setup: list[str] = []
     for arg in argv:
         if arg.startswith("socket,id=agent,path="):
-            arg = 'socket,id=agent,path="$DIR/agent.sock",server=on,wait=off'
-            replaced.append(arg)
-            continue
-        if arg.startswith("unix:") and arg.endswith(",server=on,wait=off"):
+            replaced.append('socket,id=agent,path="$DIR/agent.sock",server=on,wait=off')
+        elif arg.startswith("unix:") and arg.endswith(",server=on,wait=off"):
             replaced.append('unix:"$DIR/qmp.sock",server=on,wait=off')
-            continue
-        replaced.append(shlex.quote(arg))
+        elif "file.filename=" in arg and "driver=qcow2" in arg:
+            head = arg.split("file.filename=")[0]
+            replaced.append(shlex.quote(head) + '"file.filename=$DIR/snapshot.qcow2"')
+            setup.append('qemu-img create -q -f qcow2 "$DIR/snapshot.qcow2" 4G')
+        else:
+            replaced.append(shlex.quote(arg))
     return (
         "#!/bin/sh\n"
         f"# Boot VM {vm} alone with the QEMU command line of the failed boot.\n"
         "# The serial console appears on this terminal (quit: Ctrl-A X is not available;\n"
         "# use: kill the QEMU process). QMP and agent sockets are in $DIR.\n"
         f"# To re-run it under soak instead: {soak_command}\n"
+        "set -e\n"
         'DIR=$(mktemp -d)\n'
         'echo "sockets in $DIR" >&2\n'
-        "exec " + " ".join(replaced) + "\n"
+        + "".join(line + "\n" for line in setup)
+        + "exec " + " ".join(replaced) + "\n"
     )

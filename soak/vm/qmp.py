@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from qemu.qmp import ConnectError, EventListener, ExecuteError, QMPClient
 from qemu.qmp.message import Message
 
+from soak import clock
 from soak.errors import QMPError
 
 logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)  # a failed connect retry is not news
@@ -31,7 +31,7 @@ class QmpEvent:
 
     name: str
     data: Mapping[str, Any] = field(default_factory=dict)
-    received: float = field(default_factory=time.monotonic)
+    received: float = field(default_factory=clock.now)
 
 
 class QMPTimeout(QMPError):
@@ -77,9 +77,9 @@ class QmpSession:
 
         :raise QMPTimeout: no connection within ``timeout`` seconds.
         """
-        deadline = time.monotonic() + timeout
+        deadline = clock.now() + timeout
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - clock.now()
             if remaining <= 0:
                 raise QMPTimeout(f"{self.name}: no QMP connection on {socket_path} in {timeout:.0f}s")
             try:

@@ -19,9 +19,9 @@ def test_crash_line_arms_a_deadline_and_due_waits_for_it() -> None:
     assert triage.feed("[    1.000000] Linux version 6.1.0", 1.0) is None
     deadlines = [triage.feed(line, 2.0) for line in lines(CASES["warning"][0])]
     assert deadlines[1] == 12.0  # the WARNING line; the cut-here line before it is not a crash
-    assert [d for d in deadlines if d is not None] == [12.0]
-    assert triage.due(11.9) == []
-    reports = triage.due(12.0)
+    assert [d for d in deadlines if d is not None] == [12.0, 3.0]  # its end marker settles it sooner
+    assert triage.due(2.9) == []
+    reports = triage.due(3.0)
     assert [(r.kind, r.title) for r in reports] == [(Kind.KERNEL_WARNING, "WARNING in fi_write")]
     assert triage.due(100.0) == []  # finalised once
 
@@ -134,3 +134,15 @@ def test_oom_is_reported_from_the_stream() -> None:
     for line in lines(CASES["oom-global"][0]):
         triage.feed(line, 0.0)
     assert [r.kind for r in triage.due(1.0)] == [Kind.OOM]
+
+
+def test_end_marker_settles_the_report_sooner() -> None:
+    triage = ConsoleTriage(grace_seconds=10, settle_seconds=1)
+    text = [line for line in lines(CASES["warning"][0]) if "---[ end" not in line]
+    deadlines = [triage.feed(line, 2.0) for line in text]
+    assert deadlines[1] == 12.0
+    triage.feed("[  100.000000] ---[ end trace 0000000000000000 ]---", 3.0)
+    assert triage.deadline == 4.0
+    assert triage.due(3.5) == []
+    assert [r.title for r in triage.due(4.0)] == ["WARNING in fi_write"]
+    assert triage.feed("[  101.000000] ---[ end trace 0000000000000000 ]---", 5.0) is None  # nothing pending

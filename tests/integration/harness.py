@@ -82,9 +82,9 @@ class LiveRun:
         return next(r for r in self.session.supervisor.runners if r.spec.name == vm)
 
     def qemu_pid(self, vm: str) -> int:
-        boot = self.runner(vm)._boot
-        assert boot is not None, f"{vm} has no running boot"
-        return boot.qemu.pid
+        machine = self.runner(vm).machine
+        assert machine is not None, f"{vm} has no running boot"
+        return machine.pid
 
 
 @contextlib.asynccontextmanager

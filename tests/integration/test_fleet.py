@@ -106,7 +106,7 @@ async def test_own_image_without_agent_is_watched_by_console_qmp_and_process(tmp
     """)
     async with live_run(profile, tmp_path / "run") as run:
         await run.probe.wait(lambda e: isinstance(e, ev.VmReady))
-        assert run.runner("own-0").agent is None
+        assert run.runner("own-0").machine.agent is None
         await asyncio.sleep(3)
         os.kill(run.qemu_pid("own-0"), signal.SIGKILL)
         failures = await run.probe.wait(lambda e: isinstance(e, ev.Failure), timeout=15)

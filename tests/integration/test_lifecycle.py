@@ -123,7 +123,7 @@ async def test_guest_panic_is_a_kernel_panic(tmp_path: Path) -> None:
     """)
     async with live_run(profile, tmp_path / "run") as run:
         await run.probe.wait(lambda e: isinstance(e, ev.VmReady))
-        agent = run.runner("pan-0").agent
+        agent = run.runner("pan-0").machine.agent
         assert agent is not None
         await agent.sysrq("c")
         failures = await run.probe.wait(lambda e: isinstance(e, ev.Failure), timeout=30)

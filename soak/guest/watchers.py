@@ -1,0 +1,278 @@
+"""The watchers of one boot: console, QEMU's exit, QMP events, the agent, the process.
+
+Each watcher turns what its channel says into state changes of the `Boot` and
+into failures through the `BootRun`'s failure flow; none of them kills QEMU or
+decides a restart. The deadline watchdog lives in `soak.guest.watchdog`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from soak import clock
+from soak import events as ev
+from soak.classify import Report
+from soak.detect.exit import qemu_exit_verdict
+from soak.detect.qmp_events import paused_verdict, qmp_event_verdict
+from soak.detect.verdict import Verdict
+from soak.errors import AgentError, QMPError
+from soak.guest.boot import Phase
+from soak.kinds import Kind
+from soak.load.driver import LoadDriver
+from soak.vm.agent import AgentLog, Heartbeat, Hello, JobExit, JobOutput
+from soak.vm.channels import GuestAgent
+from soak.vm.console import ConsoleLog, ConsoleReader
+from soak.vm.qmp import QmpEvent
+
+if TYPE_CHECKING:
+    from soak.guest.bootrun import BootRun
+
+log = logging.getLogger(__name__)
+
+STDERR_TAIL_BYTES = 8192
+PANIC_EVENT_SETTLE_S = 0.2
+"""After GUEST_PANICKED or a reset, the last console lines may still be in the pipe."""
+STOP_EVENT_SETTLE_S = 0.5
+"""GUEST_PANICKED and SHUTDOWN come with a STOP: let them explain it first."""
+
+
+def _console_verdict(report: Report) -> Verdict:
+    return Verdict(report.kind, report.title, terminal=report.kind == Kind.KERNEL_PANIC or report.panicked)
+
+
+class ConsoleWatch:
+    """Saves the console and hands every line to the boot's crash triage."""
+
+    def __init__(self, run: BootRun, console_log: ConsoleLog) -> None:
+        self.run_ = run
+        self._reader = ConsoleReader(run.machine.console, console_log, self._on_line)
+        self._timer: asyncio.TimerHandle | None = None
+        self._crash_seen_at: float | None = None
+        """When the console line that opened the pending kernel report arrived."""
+
+    @property
+    def bytes_read(self) -> int:
+        return self._reader.bytes_read
+
+    async def run(self) -> None:
+        try:
+            await self._reader.run()
+        finally:
+            self.run_.boot.console_done.set()
+
+    def _on_line(self, line: str) -> None:
+        now = clock.now()
+        deadline = self.run_.boot.triage.feed(line, now)
+        if deadline is None:
+            return
+        self._crash_seen_at = self._crash_seen_at or now
+        self.cancel_timer()
+        self._timer = asyncio.get_running_loop().call_later(
+            max(0.0, deadline - now), lambda: self.run_.spawn(self.flush(force=True)))
+
+    def cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def flush(self, *, force: bool, extra: dict[str, str] | None = None) -> list[Report]:
+        """Record the pending console reports (all of them when ``force``; else those that are due).
+
+        ``extra`` evidence (registers, thread states) goes with the first report.
+        """
+        run = self.run_
+        boot = run.boot
+        reports = boot.triage.due(clock.now(), force=force)
+        if reports:
+            self.cancel_timer()
+        first_seen, self._crash_seen_at = self._crash_seen_at, None
+        for i, report in enumerate(reports):
+            verdict = _console_verdict(report)
+            await run.record(verdict, "console", corrupted=report.corrupted, report_text=report.text,
+                             extra=extra if i == 0 else None, first_seen=first_seen)
+            if verdict.terminal and boot.fail(verdict):  # a panicked guest will not come back by itself
+                boot.over.set()
+        return reports
+
+
+async def watch_exit(run: BootRun) -> None:
+    """QEMU went away: a crash, a guest poweroff, or a QEMU that refused to start the guest."""
+    boot, machine = run.boot, run.machine
+    code = await machine.wait()
+    exited_at = clock.now()
+    if boot.watching:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                await boot.console_done.wait()
+        stderr = machine.stderr_tail(STDERR_TAIL_BYTES)
+        if code > 0 and boot.ready_at is None and run.console.bytes_read == 0:
+            lines = [line for line in stderr.strip().splitlines() if line.strip()]
+            run.fail_to_launch(f"QEMU exited with code {code} before the guest ran"
+                               + (f": {lines[-1][-300:]}" if lines else ""))
+        else:
+            verdict = qemu_exit_verdict(code, guest_shutdown=boot.guest_shutdown, stderr_tail=stderr)
+            # A clean exit after a kernel report is that report's consequence; a crash of QEMU never is.
+            await run.fail(verdict, "process", console_explains=code == 0, first_seen=exited_at)
+    boot.over.set()
+
+
+class QmpWatch:
+    """Connects QMP and turns its events into failures (panic, guest reset, unexpected stop)."""
+
+    def __init__(self, run: BootRun) -> None:
+        self.run_ = run
+
+    async def run(self) -> None:
+        run, boot = self.run_, self.run_.boot
+        try:
+            await run.machine.connect_qmp(self._on_event, timeout=min(30.0, run.watch.boot_timeout))
+        except QMPError as exc:
+            if run.machine.returncode is None and not boot.over.is_set():
+                run.emit(ev.InfraProblem(vm=run.vm.spec.name, problem="qmp", message=str(exc)))
+            return
+        boot.qmp_connected.set()
+
+    def _on_event(self, event: QmpEvent) -> None:
+        run, boot = self.run_, self.run_.boot
+        if not boot.watching:
+            return
+        if event.name == "SHUTDOWN" and event.data.get("guest") and event.data.get("reason") == "guest-shutdown":
+            boot.guest_shutdown = True
+            return
+        if boot.phase in (Phase.HELD, Phase.REBOOTING):
+            return  # a fault of ours in progress: its STOP, RESET and SHUTDOWN events are expected
+        if event.name == "STOP":
+            run.spawn(self._check_unexpected_stop())
+            return
+        verdict = qmp_event_verdict(event.name, event.data)
+        if verdict is not None:
+            run.spawn(self._on_fatal_event(verdict, event.received))
+
+    async def _on_fatal_event(self, verdict: Verdict, received: float) -> None:
+        """A panic or a reset: the console report, if any, names the failure; else the event does."""
+        await asyncio.sleep(PANIC_EVENT_SETTLE_S)
+        await self.run_.fail(verdict, "qmp", diagnose=True, console_explains=True, first_seen=received)
+
+    async def _check_unexpected_stop(self) -> None:
+        run, boot = self.run_, self.run_.boot
+        await asyncio.sleep(STOP_EVENT_SETTLE_S)
+        qmp = run.machine.qmp
+        if boot.phase not in (Phase.STARTING, Phase.READY) or qmp is None:
+            return
+        try:
+            state = await qmp.status()
+        except QMPError:
+            return  # the heartbeat watchdog will find out what is wrong
+        if state not in ("running", "shutdown", "finish-migrate", "postmigrate"):
+            await run.fail(paused_verdict(state), "qmp", diagnose=True)
+
+
+async def ready_when_running(run: BootRun) -> None:
+    """Without an agent (a user's own image) the guest counts as up once QEMU runs it."""
+    boot = run.boot
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(run.watch.boot_timeout):
+            await boot.qmp_connected.wait()
+    qmp = run.machine.qmp
+    if qmp is not None:
+        with contextlib.suppress(QMPError):
+            if await qmp.status() == "running" and boot.phase is Phase.STARTING:
+                run.mark_ready("")
+
+
+class AgentWatch:
+    """Connects to the guest agent: hello (ready, reboots), heartbeats, the load's job output."""
+
+    def __init__(self, run: BootRun) -> None:
+        self.run_ = run
+
+    async def run(self) -> None:
+        run, boot = self.run_, self.run_.boot
+        try:
+            agent = await run.machine.connect_agent(timeout=min(30.0, run.watch.boot_timeout))
+        except AgentError as exc:
+            if run.machine.returncode is None and not boot.over.is_set():
+                run.emit(ev.InfraProblem(vm=run.vm.spec.name, problem="agent", message=str(exc)))
+            return
+        async for message in agent.events():
+            if isinstance(message, Hello):
+                self._on_hello(message)
+            elif isinstance(message, Heartbeat):
+                if boot.ready_at is None and boot.boot_id is None:
+                    # connected after the guest's HELLO (it was dropped): ask again
+                    boot.boot_id = ""
+                    run.spawn(self._ask_hello(agent))
+                self._on_heartbeat(message)
+            elif isinstance(message, JobOutput):
+                if boot.load is not None:
+                    boot.load.on_output(message.job, message.text)
+            elif isinstance(message, JobExit):
+                if boot.load is not None:
+                    boot.load.on_exit(message.job, message.rc)
+            elif isinstance(message, AgentLog):
+                log.info("%s agent: %s", run.vm.spec.name, message.text)
+
+    async def _ask_hello(self, agent: GuestAgent) -> None:
+        with contextlib.suppress(AgentError):
+            await agent.request_hello(timeout=self.run_.watch.qmp_timeout)
+
+    def _on_hello(self, hello: Hello) -> None:
+        run, boot = self.run_, self.run_.boot
+        if boot.ready_at is None:
+            boot.boot_id = hello.boot_id
+            run.mark_ready(hello.kernel_release)
+            self._start_load()
+            return
+        if hello.boot_id == boot.boot_id:
+            return  # only the agent restarted
+        if boot.phase is Phase.REBOOTING:  # a reset fault's intended outcome
+            boot.rebooted(hello.boot_id, clock.now())
+            if boot.load_task is not None:  # its jobs died with the old kernel: start afresh
+                boot.load_task.cancel()
+                self._start_load()
+        elif boot.watching:  # the guest rebooted under us
+            run.spawn(run.fail(Verdict(Kind.GUEST_RESET, "guest reset itself"), "agent", console_explains=True))
+
+    def _start_load(self) -> None:
+        run, boot = self.run_, self.run_.boot
+        spec, agent = run.vm.spec, run.machine.agent
+        if spec.load is None or agent is None:
+            return
+
+        async def record(verdict: Verdict, output: str) -> None:
+            if boot.watching and run.machine.returncode is None:  # a dying guest's runs prove nothing
+                await run.record(verdict, "workload", extra={"stress-ng-output.txt": output + "\n"})
+
+        boot.load = LoadDriver(spec.name, spec.load, vcpus=spec.vcpus, memory_mib=spec.memory_mib,
+                               seed=run.vm.seed, vm_index=spec.index, emit=run.emit, record=record)
+        boot.load_task = run.spawn(boot.load.run(agent))
+
+    def _on_heartbeat(self, beat: Heartbeat) -> None:
+        run, boot = self.run_, self.run_.boot
+        now = clock.now()
+        gap = now - boot.last_heartbeat if boot.heartbeats and boot.last_heartbeat else 0.0
+        boot.last_heartbeat = now
+        boot.heartbeats += 1
+        boot.trends.add_heartbeat(now, beat.mem_available_kib)
+        interval = run.watch.heartbeat_interval
+        run.emit(ev.Heartbeat(
+            vm=run.vm.spec.name, seq=beat.seq, uptime_s=beat.uptime_s, load1=beat.load1,
+            mem_free_kib=beat.mem_free_kib, mem_available_kib=beat.mem_available_kib,
+            gap_s=round(gap, 4), lateness_s=round(max(0.0, gap - interval), 4) if gap else 0.0,
+        ))
+
+
+async def sample_process(run: BootRun) -> None:
+    """QEMU's CPU, RSS, threads and fds every ``sample_interval``: metrics and leak trends."""
+    boot, machine = run.boot, run.machine
+    while (figures := machine.figures()) is not None:
+        run.emit(ev.ProcessSample(vm=run.vm.spec.name, pid=machine.pid, cpu_s=figures.cpu_s,
+                                  rss_bytes=figures.rss_bytes, threads=figures.threads, fds=figures.fds))
+        now = clock.now()
+        boot.trends.add_process(now, figures.rss_bytes, figures.threads, figures.fds)
+        for finding in boot.trends.check(now):
+            await run.record(finding.verdict(), "trend")
+        await asyncio.sleep(run.watch.sample_interval)

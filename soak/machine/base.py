@@ -1,0 +1,103 @@
+"""The machine interface: one QEMU process of a VM, as the guest runner sees it.
+
+A VM's runner never touches a process, a socket or psutil itself: it asks a
+`MachineLauncher` for a `Machine` per boot and works through this small
+surface: the console stream, the QMP and agent channels, the process's
+figures, the stop ladder and the exit status. `soak.machine.qemu` is the real
+QEMU behind it; `soak.machine.fake` is a scripted guest for fast, deterministic
+tests of the runner's logic. A later machine (the destination of a live
+migration) can replace the current one under the same VM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from soak.profile import VmSpec
+from soak.vm.channels import GuestAgent, Qmp
+from soak.vm.console import ConsoleStream
+from soak.vm.evidence import ThreadTimes
+from soak.vm.qmp import QmpEvent
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessFigures:
+    """The QEMU process as the host sees it (sampled for metrics and leak trends)."""
+
+    cpu_s: float
+    rss_bytes: int
+    threads: int
+    fds: int
+
+
+class Machine(Protocol):
+    """One running QEMU of one VM, from launch to exit.
+
+    Channels are connected on demand and kept by the machine, so the stop
+    ladder can use them; `close` releases them. Nothing here raises for a
+    QEMU that is already gone, except the ``connect_*`` calls.
+    """
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def pid(self) -> int: ...
+    @property
+    def argv(self) -> Sequence[str]:
+        """The whole command line: evidence and reproducers replay it."""
+    @property
+    def has_agent(self) -> bool:
+        """The guest runs an agent soak can talk to (heartbeats, load, guest faults)."""
+    @property
+    def console(self) -> ConsoleStream: ...
+    @property
+    def qmp(self) -> Qmp | None:
+        """The QMP channel once connected."""
+    @property
+    def agent(self) -> GuestAgent | None:
+        """The agent channel once connected."""
+    @property
+    def returncode(self) -> int | None:
+        """None while running; negative: killed by that signal."""
+
+    async def connect_qmp(self, on_event: Callable[[QmpEvent], None], *, timeout: float) -> Qmp:
+        """:raise QMPError: no QMP within ``timeout``."""
+
+    async def connect_agent(self, *, timeout: float) -> GuestAgent:
+        """:raise AgentError: no agent channel within ``timeout``."""
+
+    async def wait(self) -> int:
+        """The exit status, once QEMU is gone."""
+
+    def send_signal(self, sig: int) -> None:
+        """Signal QEMU unless it is gone."""
+
+    async def kill(self) -> int | None:
+        """SIGKILL and reap (None if it would not die in time)."""
+
+    async def shutdown(self, *, gently: bool, step_timeout: float) -> None:
+        """The stop ladder: guest poweroff (if ``gently``), QMP quit, SIGKILL; returns when reaped."""
+
+    async def close(self) -> None:
+        """Close the channels; never raises."""
+
+    def process_state(self) -> str:
+        """psutil's status: running, sleeping, stopped, zombie ... or ``gone``."""
+
+    def figures(self) -> ProcessFigures | None:
+        """CPU, RSS, threads and fds now, or None once the process is gone."""
+
+    def thread_times(self) -> ThreadTimes | None:
+        """CPU time, name and state per thread (vCPU threads are ``CPU n/...``)."""
+
+    def stderr_tail(self, limit: int) -> str:
+        """QEMU's last words on stderr (its usage errors, its abort messages)."""
+
+
+class MachineLauncher(Protocol):
+    """Starts the machine of one boot of a VM."""
+
+    async def launch(self, spec: VmSpec, boot: int) -> Machine:
+        """:raise LaunchError: QEMU could not be started (the host's or soak's problem)."""

@@ -1,0 +1,243 @@
+"""The real machine: a QEMU process, its QMP monitor and soak's agent channel.
+
+`QemuLauncher` turns a VM spec into a running `QemuMachine` for each boot:
+it names the boot's host-side files (sockets in a short temporary directory,
+disks in the VM's run directory), creates what must exist before QEMU starts
+(a qcow2 for the snapshot fault, with ``qemu-img`` run asynchronously under a
+deadline), computes the configuration (`soak.machine.config`) and spawns QEMU
+(`soak.vm.process`: it dies with soak).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from pathlib import Path
+
+import psutil
+
+from soak.errors import AgentError, LaunchError, QMPError
+from soak.machine.base import ProcessFigures
+from soak.machine.config import BootFiles, BootImage, Host, machine_config
+from soak.profile import VmSpec
+from soak.rundir import RunDir
+from soak.vm import evidence
+from soak.vm.agent import AgentClient
+from soak.vm.argv import build_argv
+from soak.vm.console import read_tail
+from soak.vm.process import QemuProcess
+from soak.vm.qmp import QmpEvent, QmpSession
+
+QEMU_IMG_TIMEOUT_S = 30.0
+
+
+class QemuMachine:
+    """One QEMU process and the channels soak opened to it (see `soak.machine.base.Machine`)."""
+
+    def __init__(self, name: str, process: QemuProcess, files: BootFiles, *, has_agent: bool,
+                 stderr_path: Path, qmp_timeout: float) -> None:
+        self._name = name
+        self._process = process
+        self._files = files
+        self._has_agent = has_agent
+        self._stderr_path = stderr_path
+        self._qmp_timeout = qmp_timeout
+        self._qmp: QmpSession | None = None
+        self._agent: AgentClient | None = None
+        try:
+            self._ps: psutil.Process | None = psutil.Process(process.pid)
+        except psutil.Error:
+            self._ps = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
+    def argv(self) -> list[str]:
+        return self._process.argv
+
+    @property
+    def has_agent(self) -> bool:
+        return self._has_agent
+
+    @property
+    def console(self) -> asyncio.StreamReader:
+        return self._process.console
+
+    @property
+    def qmp(self) -> QmpSession | None:
+        return self._qmp
+
+    @property
+    def agent(self) -> AgentClient | None:
+        return self._agent
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.returncode
+
+    async def connect_qmp(self, on_event: Callable[[QmpEvent], None], *, timeout: float) -> QmpSession:
+        session = QmpSession(self._name, on_event, timeout=self._qmp_timeout)
+        try:
+            await session.connect(self._files.qmp_socket, timeout=timeout)
+        except QMPError:
+            await session.close()
+            raise
+        self._qmp = session
+        return session
+
+    async def connect_agent(self, *, timeout: float) -> AgentClient:
+        agent = AgentClient(self._files.agent_socket, name=self._name)
+        try:
+            await agent.connect(timeout=timeout)
+        except AgentError:
+            await agent.close()
+            raise
+        self._agent = agent
+        return agent
+
+    async def wait(self) -> int:
+        return await self._process.wait()
+
+    def send_signal(self, sig: int) -> None:
+        self._process.send_signal(sig)
+
+    async def kill(self) -> int | None:
+        return await self._process.kill()
+
+    async def shutdown(self, *, gently: bool, step_timeout: float) -> None:
+        """Guest poweroff through the agent, then QMP ``quit``, then SIGKILL.
+
+        Each step waits up to ``step_timeout`` for QEMU to exit before the next.
+        """
+        if gently and self._agent is not None and await self._exits_after(self._agent.poweroff, step_timeout):
+            return
+        if self._qmp is not None and await self._exits_after(self._quit, step_timeout):
+            return
+        await self._process.kill()
+
+    async def _exits_after(self, action: Callable[[], Awaitable[object]], timeout: float) -> bool:
+        """Run one step of the ladder; True once QEMU has exited within ``timeout``."""
+        if self.returncode is not None:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                await action()
+                await self._process.wait()
+            return True
+        except (TimeoutError, AgentError, QMPError):
+            return False
+
+    async def _quit(self) -> None:
+        assert self._qmp is not None
+        with contextlib.suppress(QMPError):  # QEMU may exit before it answers
+            await self._qmp.execute("quit")
+
+    async def close(self) -> None:
+        agent, self._agent = self._agent, None
+        if agent is not None:
+            await agent.close()
+        qmp, self._qmp = self._qmp, None
+        if qmp is not None:
+            await qmp.close()
+
+    def process_state(self) -> str:
+        return self._process.state()
+
+    def figures(self) -> ProcessFigures | None:
+        if self._ps is None or self.returncode is not None:
+            return None
+        try:
+            with self._ps.oneshot():
+                cpu = self._ps.cpu_times()
+                return ProcessFigures(cpu_s=round(cpu.user + cpu.system, 3), rss_bytes=self._ps.memory_info().rss,
+                                      threads=self._ps.num_threads(), fds=self._ps.num_fds())
+        except psutil.Error:
+            return None
+
+    def thread_times(self) -> evidence.ThreadTimes | None:
+        return evidence.thread_times(self.pid)
+
+    def stderr_tail(self, limit: int) -> str:
+        return read_tail(self._stderr_path, limit).decode("utf-8", "replace")
+
+
+class QemuLauncher:
+    """Launches real QEMU guests; `open` gives one for the duration of a run."""
+
+    def __init__(self, *, images: Mapping[str, BootImage], host: Host, run_dir: RunDir, socket_dir: Path,
+                 heartbeat_interval: float, qmp_timeout: float) -> None:
+        self.images = images
+        self.host = host
+        self.run_dir = run_dir
+        self.socket_dir = socket_dir
+        self.heartbeat_interval = heartbeat_interval
+        self.qmp_timeout = qmp_timeout
+
+    @classmethod
+    @contextlib.contextmanager
+    def open(cls, *, images: Mapping[str, BootImage], host: Host, run_dir: RunDir, heartbeat_interval: float,
+             qmp_timeout: float) -> Iterator[QemuLauncher]:
+        """A launcher whose socket directory (unix socket paths must stay short) is removed at the end."""
+        socket_dir = Path(tempfile.mkdtemp(prefix="soak-"))
+        try:
+            yield cls(images=images, host=host, run_dir=run_dir, socket_dir=socket_dir,
+                      heartbeat_interval=heartbeat_interval, qmp_timeout=qmp_timeout)
+        finally:
+            shutil.rmtree(socket_dir, ignore_errors=True)
+
+    def files(self, spec: VmSpec) -> BootFiles:
+        snapshot = self.run_dir.vm_dir(spec.name) / "snapshot.qcow2" if spec.needs_snapshot_disk else None
+        return BootFiles(qmp_socket=self.socket_dir / f"{spec.name}.qmp",
+                         agent_socket=self.socket_dir / f"{spec.name}.agent", snapshot_disk=snapshot)
+
+    async def launch(self, spec: VmSpec, boot: int) -> QemuMachine:
+        """:raise LaunchError: a file QEMU needs cannot be made, or QEMU cannot be executed."""
+        image = self.images[spec.group]
+        files = self.files(spec)
+        for sock in (files.qmp_socket, files.agent_socket):
+            sock.unlink(missing_ok=True)
+        if files.snapshot_disk is not None:
+            await create_qcow2(self.host.qemu, files.snapshot_disk, "4G")
+        config = machine_config(spec, image, self.host, files, boot=boot,
+                                heartbeat_interval=self.heartbeat_interval)
+        stderr_path = self.run_dir.stderr_log(spec.name)
+        process = await QemuProcess.spawn(build_argv(config), stderr_path=stderr_path)
+        return QemuMachine(spec.name, process, files, has_agent=image.agent, stderr_path=stderr_path,
+                           qmp_timeout=self.qmp_timeout)
+
+
+async def create_qcow2(qemu: str, path: Path, size: str) -> None:
+    """A fresh, empty qcow2 (``qemu-img create``), without blocking the event loop.
+
+    :raise LaunchError: qemu-img is missing, fails or takes longer than its deadline.
+    """
+    qemu_img = shutil.which("qemu-img") or str(Path(shutil.which(qemu) or qemu).with_name("qemu-img"))
+    path.unlink(missing_ok=True)
+    argv = [qemu_img, "create", "-q", "-f", "qcow2", str(path), size]
+    try:
+        process = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
+                                                       stdout=asyncio.subprocess.DEVNULL,
+                                                       stderr=asyncio.subprocess.PIPE)
+    except OSError as exc:
+        raise LaunchError(f"cannot run qemu-img (Debian: qemu-utils): {exc}", argv=argv) from exc
+    try:
+        async with asyncio.timeout(QEMU_IMG_TIMEOUT_S):
+            _, err = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise LaunchError(f"qemu-img create {path} took over {QEMU_IMG_TIMEOUT_S:.0f}s", argv=argv) from None
+    if process.returncode != 0:
+        message = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
+        raise LaunchError(f"qemu-img create {path} failed: {message[0]}", argv=argv,
+                          exit_code=process.returncode)
+
