@@ -15,16 +15,16 @@ delivered to every observer, but the journal persists them only sampled (see
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from soak import clock
 from soak.kinds import Kind
 
 
 def now() -> float:
-    """Wall-clock time as recorded in events."""
-    return time.time()
+    """Wall-clock time as recorded in events (see `soak.clock.wall`)."""
+    return clock.wall()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,7 +23,6 @@ from soak.faults.inject import FaultError, FaultTarget, inject
 from soak.faults.schedule import fault_timeline
 from soak.faults.settings import FaultSettings
 from soak.kinds import Kind
-from soak.profile import VmSpec
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +66,11 @@ class _Remembered:
 
 
 class FaultDriver:
-    def __init__(self, spec: VmSpec, *, seed: int, emit: Callable[[ev.Event], None], memory_s: float) -> None:
-        self.spec = spec
+    def __init__(self, vm: str, faults: Sequence[FaultSettings], *, index_in_group: int, seed: int,
+                 emit: Callable[[ev.Event], None], memory_s: float) -> None:
+        self.vm = vm
+        self.faults = list(faults)
+        self.index_in_group = index_in_group
         self.seed = seed
         self.emit = emit
         self.memory_s = memory_s
@@ -78,12 +80,12 @@ class FaultDriver:
 
     async def run(self, vm: FaultableVm, first_ready: asyncio.Event) -> None:
         """Apply the timeline until cancelled (at the end of the run)."""
-        if not self.spec.faults:
+        if not self.faults:
             return
         await first_ready.wait()
         start = clock.now()
-        timeline = fault_timeline(self.spec.faults, seed=self.seed, vm=self.spec.name,
-                                  vm_index_in_group=self.spec.index_in_group)
+        timeline = fault_timeline(self.faults, seed=self.seed, vm=self.vm,
+                                  vm_index_in_group=self.index_in_group)
         for planned in timeline:
             await asyncio.sleep(max(0.0, start + planned.at_s - clock.now()))
             boot = await vm.wait_ready()
@@ -99,7 +101,7 @@ class FaultDriver:
         now = clock.now()
         windowed = kind.windowed or kind.needs in ("hotplug", "snapshot")
         self._recent.append(_Remembered(now, label, kind, expect, now + (settings.duration if windowed else 0)))
-        self.emit(ev.FaultInjected(vm=self.spec.name, fault=settings.type, seq=self._seq,
+        self.emit(ev.FaultInjected(vm=self.vm, fault=settings.type, seq=self._seq,
                                    duration_s=settings.duration if windowed else 0.0, expect=expect,
                                    detail=kind.summary))
         suspended = not kind.guest and expect == SURVIVE
@@ -112,7 +114,7 @@ class FaultDriver:
         except (FaultError, OSError) as exc:
             # a fault that failed because its VM did (a crash, a hang being diagnosed) is part of that failure
             if not await boot.ends_within(OUTLIVED_GRACE_S):
-                self.emit(ev.InfraProblem(vm=self.spec.name, problem="fault", message=f"{label}: {exc}"))
+                self.emit(ev.InfraProblem(vm=self.vm, problem="fault", message=f"{label}: {exc}"))
         finally:
             if suspended:
                 boot.resume_watch()

@@ -10,10 +10,10 @@ self-test) is decided here, once, for every detector.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from soak import clock
 from soak import events as ev
 from soak.detect.verdict import Verdict
 from soak.faults.driver import FaultDriver
@@ -65,7 +65,7 @@ class FailureRecorder:
             if evidence_.report_text:
                 files["report.txt"] = evidence_.report_text
             files.update(evidence_.files or {})
-            now = time.monotonic()
+            now = clock.now()
             latency = now - evidence_.first_seen if evidence_.first_seen is not None else None
             failure = ev.Failure(
                 vm=self.spec.name, kind=verdict.kind, title=verdict.title, boot=boot,

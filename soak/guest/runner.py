@@ -66,7 +66,8 @@ class GuestRunner:
         setup.run_dir.vm_dir(spec.name)
         seed = setup.profile.run.seed
         watch = setup.profile.watch
-        faults = FaultDriver(spec, seed=seed, emit=self.emit, memory_s=max(120.0, 3 * watch.hang_timeout))
+        faults = FaultDriver(spec.name, spec.faults, index_in_group=spec.index_in_group, seed=seed, emit=self.emit,
+                             memory_s=max(120.0, 3 * watch.hang_timeout))
         self.vm = VmContext(
             spec=spec, watch=watch, seed=seed, control=setup.control, faults=faults, emit=self.emit,
             failures=FailureRecorder(spec, setup.run_dir, seed=seed, faults=faults,
