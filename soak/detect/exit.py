@@ -2,35 +2,29 @@
 
 from __future__ import annotations
 
-import signal
-
+from soak.detect.backtrace import GdbReport
+from soak.detect.qemu_crash import qemu_crash_verdict, sent_by
 from soak.detect.verdict import Verdict
 from soak.kinds import Kind
 
 
-def qemu_exit_verdict(returncode: int, *, guest_shutdown: bool, stderr_tail: str = "") -> Verdict:
+def qemu_exit_verdict(returncode: int, *, guest_shutdown: bool, stderr_tail: str = "",
+                      backtrace: GdbReport | None = None) -> Verdict:
     """The failure an unrequested QEMU exit means.
 
     ``guest_shutdown`` is True when QMP reported a guest-initiated SHUTDOWN just
-    before: QEMU exiting with 0 then means the guest powered itself off.
+    before: QEMU exiting with 0 then means the guest powered itself off. A death
+    by a signal or an error code is titled by `qemu_crash_verdict` (QEMU's last
+    words, else ``backtrace``'s frames); ``stderr_tail`` must be this boot's only.
     """
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        return Verdict(Kind.QEMU_CRASH, f"QEMU killed by {name}", message=_last_line(stderr_tail))
     if returncode == 0:
         if guest_shutdown:
             return Verdict(Kind.GUEST_SHUTDOWN, "guest powered off")
-        return Verdict(
-            Kind.QEMU_CRASH, "QEMU exited unexpectedly with code 0", message=_last_line(stderr_tail)
-        )
-    return Verdict(
-        Kind.QEMU_CRASH, f"QEMU exited with code {returncode}", message=_last_line(stderr_tail)
-    )
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1][-300:] if lines else ""
+        sender = sent_by(stderr_tail)
+        if sender is not None:  # SIGTERM/SIGINT/SIGHUP make QEMU exit 0 and say who sent them
+            name = sender.split()[0]
+            return Verdict(Kind.QEMU_CRASH, f"QEMU terminated by {name} (sent by another process)",
+                           message=f"QEMU was sent {sender}")
+        return Verdict(Kind.QEMU_CRASH, "QEMU exited unexpectedly with code 0",
+                       message=qemu_crash_verdict(0, stderr_tail).message)
+    return qemu_crash_verdict(returncode, stderr_tail, backtrace)
