@@ -94,6 +94,10 @@ class RunSettings(_Strict):
     """Guests booting at once: a boot storm on a small host makes boots time out."""
     metrics_listen: str | None = Field(default="127.0.0.1:9464", max_length=300)
     """``host:port`` for /metrics; port 0 picks a free port; empty string disables."""
+    qemu_cores: Literal["backtrace", "keep", "off"] = "backtrace"
+    """A crashed QEMU's core dump: ``backtrace`` (gdb's backtrace of all threads into the
+    evidence, the core deleted), ``keep`` (the core too, at most two per VM in
+    ``vms/VM/cores/``), ``off`` (no core dump)."""
 
     @field_validator("name")
     @classmethod

@@ -42,6 +42,8 @@ MAX_KEPT_CORES = 2
 GDB_OUTPUT_LIMIT = 4 << 20
 """Bytes of gdb output kept: thousands of threads' backtraces, not a runaway."""
 BACKTRACE_FILE = "qemu-backtrace.txt"
+GDB_DEADLINE_S = 60.0
+"""What `collect_core` should be given: gdb reads a 100 MiB core in 2 s here, 20x on a loaded host."""
 
 _GDB_SCRIPT = [
     "set pagination off", "set width 0", "set confirm off", "set debuginfod enabled off",
