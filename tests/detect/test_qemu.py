@@ -104,7 +104,7 @@ def test_other_last_words_and_silence() -> None:
 
 def test_terminated_by_someone_else() -> None:
     stderr = "2026-11-30T10:34:47.855091Z qemu-system-x86_64: terminating on signal 15 from pid 9787 (timeout)\n"
-    verdict = qemu_exit_verdict(0, guest_shutdown=False, stderr_tail=stderr)
+    verdict = qemu_exit_verdict(0, guest_shutdown=False, boot_stderr=stderr)
     assert verdict.title == "QEMU terminated by SIGTERM (sent by another process)"
     assert "pid 9787 (timeout)" in verdict.message
 
@@ -158,3 +158,11 @@ def test_stable_line_of_a_frozen_kernel() -> None:
     b = stable_line("[   12.654321] smpboot: CPU0: AMD EPYC 7B13 64-Core Processor (family: 0x17)")
     assert a == b == "smpboot: CPU0: AMD EPYC"
     assert stable_line("[    1.000000] Freeing SMP alternatives memory: 44K") == "Freeing SMP alternatives memory"
+
+
+def test_an_earlier_boots_words_never_title_this_crash() -> None:
+    earlier = "malloc(): largebin double linked list corrupted (nextsize)\n"
+    assert qemu_exit_verdict(-9, guest_shutdown=False, stderr_tail=earlier).title == "QEMU killed by SIGKILL"
+    assert qemu_exit_verdict(-9, guest_shutdown=False, stderr_tail=earlier, boot_stderr="").title == (
+        "QEMU killed by SIGKILL")
+    assert qemu_exit_verdict(-6, guest_shutdown=False, boot_stderr=earlier).title.startswith("QEMU abort: malloc")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -77,7 +78,7 @@ async def test_qemu_abort_with_last_words(tmp_path: Path) -> None:
     assert text.startswith("# QEMU backtrace of all threads")
     assert "Thread 1 " in text and "__GI_abort" in text
     stderr = (tmp_path / "qemu-stderr.log").read_text()
-    verdict = qemu_exit_verdict(code, guest_shutdown=False, stderr_tail=stderr, backtrace=evidence.report)
+    verdict = qemu_exit_verdict(code, guest_shutdown=False, boot_stderr=stderr, backtrace=evidence.report)
     assert (verdict.kind, verdict.title) == (Kind.QEMU_CRASH, f"QEMU abort: {LAST_WORDS}")
     _no_core_left(tmp_path)
 
@@ -92,9 +93,10 @@ async def test_qemu_segv_from_outside_keeps_a_bounded_core_on_request(tmp_path: 
     assert evidence.report is not None, evidence.note
     assert evidence.report.sender_pid == os.getpid()
     text = evidence.files[BACKTRACE_FILE]
-    assert f"sent by pid {os.getpid()}" in text and "qemu_poll_ns" in text  # the main loop, named
+    assert f"sent by pid {os.getpid()}" in text
+    assert re.search(r" in (?:qemu_\w+|main) \(", text)  # QEMU's exported functions have names
     assert "<- qemu-system-x86_64+0x" in text  # QEMU's static functions as module+offset
-    verdict = qemu_exit_verdict(code, guest_shutdown=False, stderr_tail="", backtrace=evidence.report)
+    verdict = qemu_exit_verdict(code, guest_shutdown=False, boot_stderr="", backtrace=evidence.report)
     assert verdict.title == "QEMU killed by SIGSEGV (sent by another process)"
     assert evidence.kept is not None and evidence.kept.parent == tmp_path / "cores"
     assert 0 < evidence.kept.stat().st_size <= CORE_LIMIT_BYTES
