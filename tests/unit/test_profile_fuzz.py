@@ -234,21 +234,33 @@ def test_every_mutation_is_rejected_in_one_line_or_accepted(
     assert rejected > CASES // 4 and accepted > CASES // 20, (rejected, accepted)
 
 
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        ('[run]\nname = "../../../tmp/evil"\n[[group]]\nname = "a"\n', "run.name"),
-        ('[run]\nduration = "0s"\n[[group]]\nname = "a"\n', "run.duration"),
-        ('[run]\nduration = "365000d"\n[[group]]\nname = "a"\n', "run.duration"),
-        ('[run]\nduration = nan\n[[group]]\nname = "a"\n', "run.duration"),
-        ('[[group]]\nname = "a"\ncount = 2\nfault = [{ type = "pause", every = "1m", vms = [7] }]\n',
-         "group[0].fault"),
-        ('[[group]]\nname = "a"\nmemory = "900T"\n', "group[0].memory"),
-        ("deep = " + "[" * 5000 + "]" * 5000 + '\n[[group]]\nname = "a"\n', ""),
-        ('[[group]]\nname = "a"\ncount = ' + "9" * 5000 + "\n", ""),
-    ],
-)
+NAMED_CASES = [
+    ('[run]\nname = "../../../tmp/evil"\n[[group]]\nname = "a"\n', "run.name"),
+    ('[run]\nduration = "0s"\n[[group]]\nname = "a"\n', "run.duration"),
+    ('[run]\nduration = "365000d"\n[[group]]\nname = "a"\n', "run.duration"),
+    ('[run]\nduration = nan\n[[group]]\nname = "a"\n', "run.duration"),
+    ('[[group]]\nname = "a"\ncount = 2\nfault = [{ type = "pause", every = "1m", vms = [7] }]\n',
+     "group[0].fault"),
+    ('[[group]]\nname = "a"\nmemory = "900T"\n', "group[0].memory"),
+    ("deep = " + "[" * 5000 + "]" * 5000 + '\n[[group]]\nname = "a"\n', ""),
+    ('[[group]]\nname = "a"\ncount = ' + "9" * 5000 + "\n", ""),
+]
+"""The issue's own examples: each names its field in one line, for `profile check` and `run`."""
+
+
+@pytest.mark.parametrize(("body", "field"), NAMED_CASES)
+def test_named_cases_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str, field: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(body)
+    for command in (["profile", "check", str(path)], ["run", str(path)]):
+        code, _, err = _check(command, capsys)
+        prefix = f"ProfileError: {path}: {field}: " if field else f"ProfileError: {path}: "
+        assert code == 2 and err.count("\n") == 1 and err.startswith(prefix), err
+
+
+@pytest.mark.parametrize(("body", "field"), [NAMED_CASES[0], NAMED_CASES[4], NAMED_CASES[6]])
 def test_real_exit_code_and_stderr(tmp_path: Path, body: str, field: str) -> None:
+    """A few through a real process: the true exit code and nothing else on stderr."""
     path = tmp_path / "bad.toml"
     path.write_text(body)
     for command in (["profile", "check", str(path)], ["run", str(path)]):
