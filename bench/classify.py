@@ -25,7 +25,7 @@ from pathlib import Path
 
 from soak.classify import ConsoleTriage, classify
 
-CORPORA = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpora"
+CORPORA = Path(__file__).resolve().parents[1] / "tests" / "data" / "corpora"
 
 CHATTER = (
     "[{t:12.6f}] systemd[1]: Started {unit}.service - {unit} daemon.",

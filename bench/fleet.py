@@ -9,6 +9,10 @@ one QEMU near the end, and prints:
 - heartbeat lateness p50 / p99 (from the live /metrics histogram);
 - the time from the SIGKILL of a QEMU to its failure record in the journal.
 
+A guest that does not boot (a boot timeout, a crash while booting) does not stop
+the measurement: once every guest is ready or retired, the figures are taken
+over the guests that booted, and the others are listed with their failure.
+
 Usage: .venv/bin/python bench/fleet.py --vms 8 32 --minutes 3
 """
 
@@ -91,6 +95,33 @@ def histogram_quantile(text: str, name: str, q: float) -> float:
     return math.inf
 
 
+BOOT_WAIT_S = 1800.0
+"""Longest wait for the fleet to settle (every guest ready or retired); the profile's boot
+timeout (10 min) retires a guest that hangs long before that."""
+
+
+def boot_state(records: list[dict[str, object]]) -> tuple[set[str], dict[str, str]]:
+    """The guests that became ready, and those retired without being ready (with why)."""
+    ready = {str(r["vm"]) for r in records if r["type"] == "vm-ready"}
+    why: dict[str, str] = {}
+    for r in records:
+        if r["type"] == "failure" and r["vm"] not in ready:
+            why.setdefault(str(r["vm"]), str(r["title"]))
+    lost = {str(r["vm"]): why.get(str(r["vm"]), str(r.get("reason", ""))) for r in records
+            if r["type"] == "vm-retired" and r["vm"] not in ready}
+    return ready, lost
+
+
+def wait_until_settled(run_dir: Path, vms: int, timeout: float) -> tuple[set[str], dict[str, str]]:
+    """Wait until every guest is ready or retired (or the timeout); returns both sets."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ready, lost = boot_state(journal(run_dir))
+        if len(ready) + len(lost) >= vms or time.monotonic() > deadline:
+            return ready, lost
+        time.sleep(0.5)
+
+
 def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -118,7 +149,13 @@ def bench(vms: int, minutes: float) -> dict[str, float]:
     drain = subprocess.Popen(["cat"], stdin=soak.stdout, stdout=subprocess.DEVNULL)
     me = psutil.Process(soak.pid)
     try:
-        wait_for(lambda: sum(r["type"] == "vm-ready" for r in journal(run_dir)) >= vms, 1800, "all guests ready")
+        ready, lost = wait_until_settled(run_dir, vms, BOOT_WAIT_S)
+        if not ready:
+            raise SystemExit(f"no guest booted; {len(lost)} retired: {sorted(set(lost.values()))}")
+        for vm in sorted(lost):
+            print(f"  {vm} did not boot: {lost[vm]}", flush=True)
+        if len(ready) + len(lost) < vms:
+            print(f"  {vms - len(ready) - len(lost)} guests still booting after {BOOT_WAIT_S:.0f}s", flush=True)
         time.sleep(10)  # let the boot storm settle
         cpu0 = sum(me.cpu_times()[:2])
         rss0 = me.memory_info().rss
@@ -128,11 +165,17 @@ def bench(vms: int, minutes: float) -> dict[str, float]:
         elapsed = time.monotonic() - t0
         rss1 = me.memory_info().rss
         metrics = urllib.request.urlopen(url, timeout=10).read().decode()
-        victim = next(r for r in journal(run_dir) if r["type"] == "vm-starting")
+        victim = next(r for r in journal(run_dir) if r["type"] == "vm-starting" and r["vm"] in ready)
         killed_at = time.time()
         os.kill(int(victim["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
-        wait_for(lambda: any(r["type"] == "failure" for r in journal(run_dir)), 30, "the kill to be journaled")
-        failure = next(r for r in journal(run_dir) if r["type"] == "failure")
+
+        def killed() -> dict[str, object] | None:
+            return next((r for r in journal(run_dir) if r["type"] == "failure" and r["vm"] == victim["vm"]
+                         and float(r["t"]) >= killed_at), None)  # type: ignore[arg-type]
+
+        wait_for(killed, 30, "the kill to be journaled")
+        failure = killed()
+        assert failure is not None
     finally:
         soak.send_signal(signal.SIGTERM)
         soak.wait(120)
@@ -141,8 +184,9 @@ def bench(vms: int, minutes: float) -> dict[str, float]:
     share = (cpu1 - cpu0) / elapsed
     return {
         "vms": vms,
+        "booted": len(ready),
         "cpu_share_of_core": share,
-        "cpu_share_per_vm": share / vms,
+        "cpu_share_per_vm": share / len(ready),
         "rss_start_mib": rss0 / 2**20,
         "rss_end_mib": rss1 / 2**20,
         "boot_p50_s": percentile(boots, 0.5),
@@ -159,11 +203,11 @@ def main() -> None:
     parser.add_argument("--vms", type=int, nargs="+", default=[8, 32])
     parser.add_argument("--minutes", type=float, default=3.0)
     args = parser.parse_args()
-    print(f"{'VMs':>4} {'CPU%core':>9} {'CPU%/VM':>8} {'RSS MiB':>13} {'boot p50/p99 s':>15} "
+    print(f"{'VMs':>4} {'booted':>6} {'CPU%core':>9} {'CPU%/VM':>8} {'RSS MiB':>13} {'boot p50/p99 s':>15} "
           f"{'HB late p50/p99 s':>18} {'kill->journal ms':>17}")
     for n in args.vms:
         r = bench(n, args.minutes)
-        print(f"{n:>4} {100 * r['cpu_share_of_core']:>8.2f}% {100 * r['cpu_share_per_vm']:>7.3f}% "
+        print(f"{n:>4} {r['booted']:>6} {100 * r['cpu_share_of_core']:>8.2f}% {100 * r['cpu_share_per_vm']:>7.3f}% "
               f"{r['rss_start_mib']:>6.1f}->{r['rss_end_mib']:<6.1f} "
               f"{r['boot_p50_s']:>7.1f}/{r['boot_p99_s']:<7.1f} "
               f"{r['hb_lateness_p50_s']:>9.3f}/{r['hb_lateness_p99_s']:<8.3f} {r['kill_to_journal_ms']:>17.1f}",

@@ -22,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import random
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -32,6 +33,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -41,39 +43,96 @@ from soak.faults.catalog import fault_type
 from soak.faults.settings import FaultSettings
 from soak.kinds import Kind
 from soak.load.settings import LoadSettings
-from soak.units import Seconds, parse_size_mib
+from soak.units import Seconds, between, parse_size_mib
 
 MIN_MEMORY_MIB = 96
 """The default guest kernel needs 72 MiB to boot; leave it room for its agent."""
+MAX_MEMORY_MIB = 64 * 1024 * 1024
+"""64 TiB: more than an x86-64 guest kernel with 4-level paging can use; a bigger size is a typo."""
+MAX_PROFILE_BYTES = 1 << 20
+"""A profile is a page of settings; a bigger file is a mistake (or a log) passed by accident."""
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+"""Group names: they become VM names, file names and metric labels."""
+RUN_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""Run names: part of the default run directory's name, so no ``/``, no leading dot."""
+DAY_S = 86400.0
+MAX_SEED = 2**63 - 1
+
+Timeout = Annotated[Seconds, between(0.1, DAY_S)]
+"""A watch timeout or interval: from 100 ms (tighter misses the event loop's own jitter) to a day."""
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _printable(value: str) -> str:
+    """Text that goes into a command line or a file: no control characters, no NUL."""
+    if any(not ch.isprintable() for ch in value):
+        raise ValueError(f"{_quoted(value)} contains control characters")
+    return value
+
+
+def _quoted(value: object, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _name(value: str, pattern: str, rule: str) -> str:
+    if not re.fullmatch(pattern, value):
+        raise ValueError(f"{_quoted(value)} is not a name: {rule}")
+    return value
+
+
 class RunSettings(_Strict):
     name: str = "soak"
-    duration: Seconds = 120.0
-    seed: int = 1
+    duration: Annotated[Seconds, between(1.0)] = 120.0
+    seed: int = Field(default=1, ge=0, le=MAX_SEED)
     accel: Literal["auto", "tcg", "kvm"] = "auto"
-    qemu: str = "qemu-system-x86_64"
+    qemu: str = Field(default="qemu-system-x86_64", min_length=1, max_length=4096)
     max_parallel_boots: int = Field(default=2, ge=1, le=64)
     """Guests booting at once: a boot storm on a small host makes boots time out."""
-    metrics_listen: str | None = "127.0.0.1:9464"
+    metrics_listen: str | None = Field(default="127.0.0.1:9464", max_length=300)
     """``host:port`` for /metrics; port 0 picks a free port; empty string disables."""
+    qemu_cores: Literal["backtrace", "keep", "off"] = "backtrace"
+    """A crashed QEMU's core dump: ``backtrace`` (gdb's backtrace of all threads into the
+    evidence, the core deleted), ``keep`` (the core too, at most two per VM in
+    ``vms/VM/cores/``), ``off`` (no core dump)."""
+
+    @field_validator("name")
+    @classmethod
+    def _run_name(cls, value: str) -> str:
+        return _name(value, RUN_NAME_PATTERN,
+                     "1-64 letters, digits, '.', '-' or '_', starting with a letter or digit")
+
+    @field_validator("qemu")
+    @classmethod
+    def _qemu_printable(cls, value: str) -> str:
+        return _printable(value)
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if not value:
+            return value
+        host, sep, port = value.strip().rpartition(":")
+        if not sep or not host or not re.fullmatch(r"\d{1,5}", port, re.ASCII) or int(port) > 65535 \
+                or any(ch.isspace() or not ch.isprintable() for ch in host):
+            raise ValueError(f"{_quoted(value)} is not host:port (e.g. 127.0.0.1:9464; port 0 = any free port)")
+        return value
 
 
 class WatchSettings(_Strict):
-    boot_timeout: Seconds = 120.0
-    heartbeat_interval: Seconds = Field(default=1.0, gt=0)
-    hang_timeout: Seconds = 20.0
+    boot_timeout: Annotated[Seconds, between(1.0, DAY_S)] = 120.0
+    heartbeat_interval: Annotated[Seconds, between(0.1, 3600.0)] = 1.0
+    hang_timeout: Timeout = 20.0
     """No heartbeat for this long means the guest (or QEMU) hangs."""
-    console_grace: Seconds = 10.0
+    console_grace: Annotated[Seconds, between(0.0, 3600.0)] = 10.0
     """After a crash line, how long the rest of the report may take to arrive."""
-    qmp_timeout: Seconds = 5.0
-    shutdown_timeout: Seconds = 15.0
+    qmp_timeout: Annotated[Seconds, between(0.1, 3600.0)] = 5.0
+    shutdown_timeout: Annotated[Seconds, between(0.1, 3600.0)] = 15.0
     """Per step of the stop ladder (agent poweroff, QMP quit) before escalating."""
-    sample_interval: Seconds = Field(default=5.0, gt=0)
+    sample_interval: Annotated[Seconds, between(0.1, 3600.0)] = 5.0
     """How often each QEMU process is sampled (CPU, RSS, threads, fds)."""
 
     @model_validator(mode="after")
@@ -86,9 +145,9 @@ class WatchSettings(_Strict):
 class RestartSettings(_Strict):
     policy: Literal["never", "on-failure", "always"] = "on-failure"
     """``on-failure``: reboot a guest after a failure; ``always``: also after it powered off."""
-    max_restarts: int = Field(default=10, ge=0)
+    max_restarts: int = Field(default=10, ge=0, le=1_000_000)
     """Per VM; once reached, the VM is retired for the rest of the run."""
-    backoff: Seconds = 2.0
+    backoff: Annotated[Seconds, between(0.0, DAY_S)] = 2.0
 
 
 class ImageSettings(_Strict):
@@ -96,8 +155,22 @@ class ImageSettings(_Strict):
 
     kernel: Path | None = None
     initrd: Path | None = None
-    append: str = ""
+    append: str = Field(default="", max_length=4096)
     """Extra kernel command line arguments."""
+
+    @field_validator("kernel", "initrd", mode="before")
+    @classmethod
+    def _path_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value:
+                raise ValueError("the path is empty")
+            _printable(value)
+        return value
+
+    @field_validator("append")
+    @classmethod
+    def _append_printable(cls, value: str) -> str:
+        return _printable(value)
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> ImageSettings:
@@ -113,10 +186,12 @@ class ImageSettings(_Strict):
 def _int_choices(value: Any) -> Any:
     """Accept ``4``, ``[1, 2, 4]`` or a range string ``"1-8"``."""
     if isinstance(value, str):
-        low, sep, high = value.partition("-")
-        if not sep or not low.strip().isdigit() or not high.strip().isdigit():
-            raise ValueError(f"{value!r} is not a number, a list or a range like '1-8'")
-        return {"low": int(low), "high": int(high)}
+        match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", value, re.ASCII)
+        if match is None:
+            raise ValueError(f"{_quoted(value)} is not a number, a list or a range like '1-8'")
+        if max(len(match[1]), len(match[2])) > 6:
+            raise ValueError(f"{_quoted(value)}: at most 255 vCPUs")
+        return {"low": int(match[1]), "high": int(match[2])}
     return value
 
 
@@ -137,10 +212,20 @@ def _size_choices(value: Any) -> Any:
     return parse_size_mib(value)
 
 
+def _vms_in_group(faults: list[FaultSettings], count: int) -> None:
+    """A fault's ``vms`` must name VMs of its group: an index past the end would be ignored."""
+    for i, fault in enumerate(faults):
+        beyond = sorted(v for v in fault.vms or () if v >= count)
+        if beyond:
+            have = "VM 0" if count == 1 else f"VMs 0-{count - 1}"
+            raise ValueError(f"fault[{i}].vms names VM {beyond[0]}, but the group has {count}"
+                             f" ({have}); `vms` are indexes within the group")
+
+
 class GroupSettings(_Strict):
     """A group of VMs of the same kind; vCPUs and memory may vary inside it."""
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    name: str
     count: int = Field(default=1, ge=1, le=1000)
     vcpus: Annotated[int | list[int] | IntRange, BeforeValidator(_int_choices)] = 1
     """One count, a list cycled over the group's VMs, or a range drawn with the run's seed."""
@@ -156,8 +241,21 @@ class GroupSettings(_Strict):
     """Failure kinds each VM of the group must produce (``a|b``: either); a self-test declares them."""
     tolerate: list[str] = Field(default_factory=list)
     """Failure kinds that may happen without failing the run (side effects of an expected one)."""
-    expect_within: Seconds = 120.0
+    expect_within: Annotated[Seconds, between(1.0)] = 120.0
     """Deadline for ``expect``, from the VM's first fault (or its first ready, without faults)."""
+
+    @field_validator("name")
+    @classmethod
+    def _group_name(cls, value: str) -> str:
+        return _name(value, NAME_PATTERN,
+                     "1-32 lowercase letters, digits, '-' or '_', starting with a letter or digit")
+
+    @field_validator("fault")
+    @classmethod
+    def _fault_vms_exist(cls, value: list[FaultSettings], info: ValidationInfo) -> list[FaultSettings]:
+        if isinstance(info.data.get("count"), int):  # else count itself is reported
+            _vms_in_group(value, info.data["count"])
+        return value
 
     @field_validator("expect", "tolerate")
     @classmethod
@@ -191,6 +289,9 @@ class GroupSettings(_Strict):
         for v in values:
             if v < MIN_MEMORY_MIB:
                 raise ValueError(f"{v} MiB is too little: guests need at least {MIN_MEMORY_MIB} MiB")
+            if v > MAX_MEMORY_MIB:
+                raise ValueError(f"{_quoted(v)} MiB is more than any guest can use"
+                                 f" (at most {MAX_MEMORY_MIB // (1024 * 1024)} TiB)")
         return value
 
 
@@ -283,19 +384,35 @@ def load_profile(path: Path, overrides: dict[str, Any] | None = None) -> Profile
 
     :raise ProfileError: unreadable file, bad TOML, or an invalid field.
     """
+    source = _printable_path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as file:
+            raw = file.read(MAX_PROFILE_BYTES + 1)
     except OSError as exc:
-        raise ProfileError(str(path), "", f"cannot read: {exc.strerror or exc}") from exc
+        raise ProfileError(source, "", f"cannot read: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_PROFILE_BYTES:
+        raise ProfileError(source, "", f"too large for a profile (more than {MAX_PROFILE_BYTES // 1024} KiB)")
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise ProfileError(str(path), "", "not UTF-8 text") from exc
+        raise ProfileError(source, "", "not UTF-8 text") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(str(path), "", f"not valid TOML: {exc}") from exc
-    if overrides:
+        raise ProfileError(source, "", f"not valid TOML: {exc}") from exc
+    except ValueError as exc:  # tomllib lets int()'s own errors through (a 5000-digit number)
+        raise ProfileError(source, "", f"not valid TOML: {str(exc).split(';')[0]}") from exc
+    except RecursionError:
+        raise ProfileError(source, "", "not valid TOML: nested too deeply") from None
+    if overrides and isinstance(data.get("run", {}), dict):  # else validation names `run`
         run = dict(data.get("run", {}))
         run.update({k: v for k, v in overrides.items() if v is not None})
         data["run"] = run
-    return validate_profile(data, str(path))
+    return validate_profile(data, source)
+
+
+def _printable_path(path: Path) -> str:
+    """The path for a one-line message: control characters escaped."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def validate_profile(data: dict[str, Any], source: str) -> Profile:
@@ -310,6 +427,8 @@ def validate_profile(data: dict[str, Any], source: str) -> Profile:
         # In a union (vcpus = 4 | [..] | "1-8") our own explanation beats "not an int".
         error = next((e for e in errors if e["type"] == "value_error"), errors[0])
         raise ProfileError(source, _field_path(error["loc"]), _problem(error)) from None
+    except RecursionError:  # pydantic on data nested deeper than any profile needs
+        raise ProfileError(source, "", "nested too deeply") from None
 
 
 _UNION_TAGS = frozenset({"int", "list[int]", "IntRange", "str"})
@@ -323,8 +442,15 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
         elif str(item) in _UNION_TAGS or "(" in str(item):
             continue  # pydantic's names for union members and validators, not a user's field
         else:
-            parts.append(str(item))
+            parts.append(_key(str(item)))
     return ".".join(parts) or "(top level)"
+
+
+def _key(name: str) -> str:
+    """A field name as TOML would quote it when it is not a bare key (``"na me"``)."""
+    if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+        return name
+    return _quoted(name)
 
 
 def _problem(error: Any) -> str:
@@ -338,5 +464,5 @@ def _problem(error: Any) -> str:
     if "input" in error and error["type"] not in ("value_error",) and not isinstance(
         error["input"], dict | list
     ):
-        message = f"{message} (got {error['input']!r})"
-    return message
+        message = f"{message} (got {_quoted(error['input'])})"
+    return " ".join(message.split())  # one line, whatever the input held

@@ -25,14 +25,25 @@ from soak.journal import JOURNAL_NAME
 
 
 def default_run_dir(profile_name: str, base: Path = Path("runs")) -> Path:
-    """``runs/NAME-YYYYmmdd-HHMMSS``, unique within the second."""
+    """``runs/NAME-YYYYmmdd-HHMMSS``, unique within the second, always directly under ``base``.
+
+    The profile validates its run name; this does not rely on it: a name with
+    ``/``, ``..``, control characters or a leading dot is flattened to a safe one.
+    """
+    name = _safe_name(profile_name)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = base / f"{profile_name}-{stamp}"
+    path = base / f"{name}-{stamp}"
     n = 1
     while path.exists():
         n += 1
-        path = base / f"{profile_name}-{stamp}-{n}"
+        path = base / f"{name}-{stamp}-{n}"
     return path
+
+
+def _safe_name(name: str) -> str:
+    """One path component of letters, digits, ``.``, ``-`` and ``_``; never empty, never hidden."""
+    flat = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).lstrip(".-")[:64]
+    return flat or "run"
 
 
 @dataclass(frozen=True, slots=True)

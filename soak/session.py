@@ -142,7 +142,8 @@ class Session:
         host = Host(qemu=self.profile.run.qemu, accel=self.accel.accel, tsc_khz=host_tsc_khz())
         with QemuLauncher.open(images=self.images, host=host, run_dir=self.run_dir,
                                heartbeat_interval=self.profile.watch.heartbeat_interval,
-                               qmp_timeout=self.profile.watch.qmp_timeout) as launcher:
+                               qmp_timeout=self.profile.watch.qmp_timeout,
+                               cores=self.profile.run.qemu_cores) as launcher:
             supervisor = self.supervisor = Supervisor(
                 self.profile, self.fleet, self.run_dir, recorder, launcher, self.soak_command)
             try:

@@ -9,6 +9,7 @@ decides what the watchdog does meanwhile; injectors know nothing of detection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -145,12 +146,14 @@ async def _run_job(qmp: Qmp, command: str, arguments: dict[str, Any], timeout: f
     """Start a QMP job and wait for it to conclude (a short poll: jobs last well under a second)."""
     job = str(arguments["job-id"])
     await qmp.execute(command, arguments)
+    concluded = False
     try:
         async with asyncio.timeout(timeout):
             while True:
                 jobs = {j["id"]: j for j in await qmp.execute("query-jobs")}
                 state = jobs.get(job, {})
                 if state.get("status") == "concluded":
+                    concluded = True
                     if state.get("error"):
                         raise FaultError(f"{command}: {state['error']}")
                     return
@@ -158,7 +161,14 @@ async def _run_job(qmp: Qmp, command: str, arguments: dict[str, Any], timeout: f
     except TimeoutError as exc:
         raise FaultError(f"{command} did not finish in {timeout:.0f}s") from exc
     finally:
-        await qmp.execute("job-dismiss", {"id": job})
+        await _forget_job(qmp, job, concluded)
+
+
+async def _forget_job(qmp: Qmp, job: str, concluded: bool) -> None:
+    """Dismiss a concluded job, cancel one still running. Best effort: a QEMU that cannot
+    answer here must not replace the job's own error (``did not finish``) with its own."""
+    with contextlib.suppress(QMPError):
+        await qmp.execute("job-dismiss" if concluded else "job-cancel", {"id": job})
 
 
 CORRUPT_SCRIPT = """

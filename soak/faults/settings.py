@@ -13,26 +13,31 @@ Example, in a group::
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from soak.faults.catalog import fault_type
-from soak.units import Seconds
+from soak.faults.catalog import FAULT_TYPES, fault_type
+from soak.units import Seconds, between
+
+MAX_WINDOW_S = 86400.0
+"""A pause or SIGSTOP longer than a day is not a fault window but a stopped run."""
+MAX_INJECTIONS = 1_000_000
 
 
 class FaultSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: str
-    every: Seconds | None = None
-    at: list[Seconds] = Field(default_factory=list)
+    every: Annotated[Seconds, between(1.0)] | None = None
+    at: list[Seconds] = Field(default_factory=list, max_length=10_000)
     start: Seconds = 30.0
-    duration: Seconds = 5.0
+    duration: Annotated[Seconds, between(0.1, MAX_WINDOW_S)] = 5.0
     jitter: float = Field(default=0.2, ge=0.0, le=0.9)
-    count: int = Field(default=0, ge=0)
+    count: int = Field(default=0, ge=0, le=MAX_INJECTIONS)
     """At most this many injections per VM (0: no limit)."""
-    vms: list[int] | None = None
+    vms: list[int] | None = Field(default=None, min_length=1, max_length=1000)
+    """Indexes within the group; the group checks that each names one of its VMs."""
     expect: Literal["survive", "fail"] | None = None
     """Override the fault's default outcome (see ``soak.faults.catalog``)."""
     secs: int | None = Field(default=None, ge=1, le=600)
@@ -41,15 +46,25 @@ class FaultSettings(BaseModel):
     @field_validator("type")
     @classmethod
     def _known(cls, value: str) -> str:
-        fault_type(value)
+        if value not in FAULT_TYPES:
+            shown = repr(value) if len(value) <= 40 else repr(value[:37]) + "..."
+            raise ValueError(f"unknown fault {shown}; known: {', '.join(sorted(FAULT_TYPES))}")
+        return value
+
+    @field_validator("vms")
+    @classmethod
+    def _indexes(cls, value: list[int] | None) -> list[int] | None:
+        for v in value or ():
+            if v < 0:
+                raise ValueError(f"VM index {v} is negative: `vms` are indexes within the group, from 0")
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("a VM index is listed twice")
         return value
 
     @model_validator(mode="after")
     def _when(self) -> FaultSettings:
         if self.every is None and not self.at:
             raise ValueError("say when: `every` (repeat) or `at` (offsets after the VM is ready)")
-        if self.every is not None and self.every < 1:
-            raise ValueError("`every` must be at least 1s")
         return self
 
     @property

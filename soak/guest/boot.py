@@ -93,8 +93,11 @@ class Boot:
     phase: Phase = Phase.STARTING
     failure: Verdict | None = None
     """The failure that ended this boot (phase failed)."""
-    launch_error: str | None = None
-    """QEMU refused to run the guest at all (phase failed): the user's or the host's problem."""
+    host_trouble: str | None = None
+    """The host or soak, not the guest, ended this boot (phase failed): QEMU refused to start,
+    the host's OOM killer killed it ..."""
+    retire: bool = False
+    """Booting again is pointless (QEMU refuses this VM's configuration)."""
     stop_reason: str | None = None
     """Why soak ended this boot (phase stopping): the run's stop reason."""
     ready_at: float | None = None
@@ -162,11 +165,11 @@ class Boot:
         self.watch_changed.set()
         return True
 
-    def fail_to_launch(self, message: str) -> bool:
-        """QEMU exited before the guest ran: no guest failure, and no point in restarting it."""
+    def fail_by_host(self, message: str, *, retire: bool) -> bool:
+        """The host or soak ended this boot: no guest failure; ``retire`` if booting again is pointless."""
         if not self.watching:
             return False
-        self.phase, self.launch_error = Phase.FAILED, message
+        self.phase, self.host_trouble, self.retire = Phase.FAILED, message, retire
         self.watch_changed.set()
         return True
 

@@ -26,6 +26,7 @@ from soak.guest.context import VmContext
 from soak.guest.recording import Evidence
 from soak.guest.watchdog import Watchdog
 from soak.guest.watchers import (
+    CONSOLE_DRAIN_S,
     AgentWatch,
     ConsoleWatch,
     QmpWatch,
@@ -42,8 +43,6 @@ log = logging.getLogger(__name__)
 
 EVIDENCE_DEADLINE_S = 30.0
 """How long the end of a run waits for a failure whose diagnosis is under way."""
-CONSOLE_DRAIN_S = 2.0
-"""How long the console may take to deliver QEMU's last bytes after it exited."""
 
 
 async def first_of(*events: asyncio.Event) -> None:
@@ -161,10 +160,11 @@ class BootRun:
             await self.record(verdict, detected_by, extra=files, first_seen=first_seen)
         boot.over.set()
 
-    def fail_to_launch(self, message: str) -> None:
-        """QEMU refused to run the guest: an infrastructure problem, not a guest failure."""
-        if self.boot.fail_to_launch(message):
-            self.emit(ev.InfraProblem(vm=self.vm.spec.name, problem="launch", message=message))
+    def fail_by_host(self, problem: str, message: str, *, retire: bool) -> None:
+        """The host or soak ended the boot (QEMU refused to start, the host's OOM killer): an
+        infrastructure problem, not a guest failure."""
+        if self.boot.fail_by_host(message, retire=retire):
+            self.emit(ev.InfraProblem(vm=self.vm.spec.name, problem=problem, message=message))
             self.boot.over.set()
 
     async def record(self, verdict: Verdict, detected_by: str, *, corrupted: bool = False,

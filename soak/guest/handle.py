@@ -53,6 +53,7 @@ class BootHandle:
 
     def expect_reboot(self) -> None:
         if self._boot.phase is Phase.READY:
+            self._run.console.new_stage()
             self._boot.expect_reboot(clock.now())
 
     async def ends_within(self, timeout: float) -> bool:

@@ -117,11 +117,11 @@ class GuestRunner:
         restart = self.setup.profile.restart
         control = self.setup.control
         while not control.stop.is_set():
-            failed, launch_error = await self._one_boot()
+            failed, retire = await self._one_boot()
             if control.stop.is_set():
                 return
-            if launch_error is not None:
-                self.emit(ev.VmRetired(vm=self.spec.name, reason=f"QEMU cannot start this VM: {launch_error}"))
+            if retire is not None:
+                self.emit(ev.VmRetired(vm=self.spec.name, reason=retire))
                 return
             if restart.policy == "never" or self.restarts >= restart.max_restarts:
                 reason = "restart policy: never" if restart.policy == "never" else (
@@ -136,7 +136,7 @@ class GuestRunner:
             await first_of_or_timeout(control.stop, restart.backoff)
 
     async def _one_boot(self) -> tuple[bool, str | None]:
-        """One machine from launch to reap: (it ended in a failure, why QEMU could not start)."""
+        """One machine from launch to reap: (it ended in a failure, why booting again is pointless)."""
         self.boots += 1
         number = self.boots
         setup = self.setup
@@ -152,7 +152,7 @@ class GuestRunner:
                 machine = await setup.launcher.launch(self.spec, number)
             except LaunchError as exc:
                 self.emit(ev.InfraProblem(vm=self.spec.name, problem="launch", message=str(exc)))
-                return True, str(exc)
+                return True, f"QEMU cannot start this VM: {exc}"
             watch = setup.profile.watch
             boot = Boot(number=number, machine=machine, started=clock.now(),
                         triage=ConsoleTriage(grace_seconds=watch.console_grace), slot=slot,
@@ -163,7 +163,8 @@ class GuestRunner:
                 await self._current.run()
             finally:
                 self._current = None
-            return boot.failure is not None or boot.launch_error is not None, boot.launch_error
+            ended_badly = boot.failure is not None or boot.host_trouble is not None
+            return ended_badly, f"QEMU cannot start this VM: {boot.host_trouble}" if boot.retire else None
         finally:
             slot.release()
             console_log.close()

@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING
 
 from soak import clock
 from soak import events as ev
+from soak.detect.boot import boot_timeout_verdict
 from soak.detect.hang import hang_verdict
-from soak.detect.verdict import Verdict
 from soak.guest.boot import Phase
 from soak.guest.hang import diagnose_hang
-from soak.kinds import Kind
 
 if TYPE_CHECKING:
     from soak.guest.bootrun import BootRun
@@ -60,8 +59,10 @@ class Watchdog:
                         await boot.watch_changed.wait()
                 continue
             if boot.phase in (Phase.STARTING, Phase.REBOOTING):
-                await self.run_.fail(Verdict(Kind.BOOT_TIMEOUT, "boot timeout: no agent hello"), "boot",
-                                     diagnose=True)
+                console = self.run_.console
+                verdict = boot_timeout_verdict(console.stage_lines, bytes_seen=console.stage_bytes,
+                                               agent_expected=self.run_.machine.has_agent)
+                await self.run_.fail(verdict, "boot", diagnose=True)
                 return
             if not await self._diagnose_hang():
                 return

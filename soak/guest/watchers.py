@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+from collections import deque
 from typing import TYPE_CHECKING
 
 from soak import clock
 from soak import events as ev
 from soak.classify import Report
 from soak.detect.exit import qemu_exit_verdict
+from soak.detect.launch import launch_failure
 from soak.detect.qmp_events import paused_verdict, qmp_event_verdict
 from soak.detect.verdict import Verdict
 from soak.errors import AgentError, QMPError
 from soak.guest.boot import Phase
 from soak.kinds import Kind
 from soak.load.driver import LoadDriver
+from soak.machine import Postmortem
 from soak.vm.agent import AgentLog, Heartbeat, Hello, JobExit, JobOutput
 from soak.vm.channels import GuestAgent
 from soak.vm.console import ConsoleLog, ConsoleReader
@@ -33,6 +37,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STDERR_TAIL_BYTES = 8192
+STAGE_LINES = 64
+"""Console lines kept to say where a boot stopped, for a boot timeout's title."""
+CONSOLE_DRAIN_S = 2.0
+"""How long the console may take to deliver QEMU's last bytes after it exited."""
 PANIC_EVENT_SETTLE_S = 0.2
 """After GUEST_PANICKED or a reset, the last console lines may still be in the pipe."""
 STOP_EVENT_SETTLE_S = 0.5
@@ -49,6 +57,9 @@ class ConsoleWatch:
     def __init__(self, run: BootRun, console_log: ConsoleLog) -> None:
         self.run_ = run
         self._reader = ConsoleReader(run.machine.console, console_log, self._on_line)
+        self.stage_lines: deque[str] = deque(maxlen=STAGE_LINES)
+        """The last lines since the boot (or the expected reboot) began: where a boot stopped."""
+        self.stage_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
         self._crash_seen_at: float | None = None
         """When the console line that opened the pending kernel report arrived."""
@@ -63,7 +74,14 @@ class ConsoleWatch:
         finally:
             self.run_.boot.console_done.set()
 
+    def new_stage(self) -> None:
+        """A reboot is expected: a boot timeout from now on is about the new boot's lines only."""
+        self.stage_lines.clear()
+        self.stage_bytes = 0
+
     def _on_line(self, line: str) -> None:
+        self.stage_lines.append(line)
+        self.stage_bytes += len(line) + 1
         now = clock.now()
         deadline = self.run_.boot.triage.feed(line, now)
         if deadline is None:
@@ -99,23 +117,31 @@ class ConsoleWatch:
 
 
 async def watch_exit(run: BootRun) -> None:
-    """QEMU went away: a crash, a guest poweroff, or a QEMU that refused to start the guest."""
+    """QEMU went away: a crash, a guest poweroff, a QEMU that refused to start, the host's OOM killer."""
     boot, machine = run.boot, run.machine
     code = await machine.wait()
     exited_at = clock.now()
     if boot.watching:
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(2.0):
+            async with asyncio.timeout(CONSOLE_DRAIN_S):
                 await boot.console_done.wait()
         stderr = machine.stderr_tail(STDERR_TAIL_BYTES)
-        if code > 0 and boot.ready_at is None and run.console.bytes_read == 0:
-            lines = [line for line in stderr.strip().splitlines() if line.strip()]
-            run.fail_to_launch(f"QEMU exited with code {code} before the guest ran"
-                               + (f": {lines[-1][-300:]}" if lines else ""))
+        refused = launch_failure(code, guest_ran=run.console.bytes_read > 0 or boot.ready_at is not None,
+                                 stderr_tail=stderr, seconds_since_spawn=exited_at - boot.started)
+        if refused is not None:
+            run.fail_by_host("launch", refused.message, retire=True)
+            boot.over.set()
+            return
+        post = await machine.postmortem() if code < 0 else Postmortem()
+        if post.host_oom is not None:
+            run.fail_by_host("host-oom", f"the host's OOM killer killed QEMU: {post.host_oom}", retire=False)
         else:
-            verdict = qemu_exit_verdict(code, guest_shutdown=boot.guest_shutdown, stderr_tail=stderr)
+            verdict = qemu_exit_verdict(code, guest_shutdown=boot.guest_shutdown, stderr_tail=stderr,
+                                        boot_stderr=stderr, backtrace=post.backtrace)
+            if post.note:
+                verdict = dataclasses.replace(verdict, message="; ".join(filter(None, (verdict.message, post.note))))
             # A clean exit after a kernel report is that report's consequence; a crash of QEMU never is.
-            await run.fail(verdict, "process", console_explains=code == 0, first_seen=exited_at)
+            await run.fail(verdict, "process", console_explains=code == 0, extra=post.files, first_seen=exited_at)
     boot.over.set()
 
 

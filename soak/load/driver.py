@@ -6,6 +6,8 @@ lines into a `RunOutcome` as they arrive (throughput lines become
 a verdict: a failed verification or a dead stressor is a `workload-failure`.
 A run that outlives its deadline is stopped and reported: stress-ng that does
 not finish is a symptom too (a hung guest is the heartbeat watchdog's to find).
+A run stress-ng refuses (exit 1: bad options, no memory for its harness) is
+soak's problem, not the guest's: an ``InfraProblem`` (``load``), once per boot.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class LoadDriver:
         self._jobs: dict[int, _Job] = {}
         self._paused_s = 0.0
         self.runs = 0
+        self.refusals = 0
+        """Runs stress-ng refused (exit 1); the first is reported, the rest only counted."""
 
     def paused(self, seconds: float) -> None:
         """The guest could not run for ``seconds`` (a fault window): the run's deadline moves."""
@@ -98,6 +102,17 @@ class LoadDriver:
             verdict = job.outcome.verdict(-1 if rc is None else rc, stopped=stopped)
             if verdict is not None:
                 await self.record(verdict, "\n".join(job.output))
+            elif rc is not None and (refused := job.outcome.refusal(rc, stopped=stopped)) is not None:
+                self._refused(planned, refused)
+
+    def _refused(self, planned: StressRun, why: str) -> None:
+        """stress-ng would not run: soak's plan or image is at fault, not the guest (once per boot)."""
+        self.refusals += 1
+        if self.refusals == 1:
+            self.emit(ev.InfraProblem(vm=self.vm, problem="load",
+                                      message=f"stress-ng refused run {planned.index} ({why})"))
+        else:
+            log.info("%s: stress-ng refused run %d too (%s)", self.vm, planned.index, why)
 
     async def _wait_exit(self, job: _Job) -> int | None:
         """The run's exit status, or None when it outlived its (pause-extended) deadline."""

@@ -18,16 +18,18 @@ the runs themselves.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from soak.units import Seconds
+from soak.units import Seconds, between
 
 MIN_PERIOD_S = 5.0
 """stress-ng needs a few seconds to start its workers and report; shorter runs measure startup."""
 MAX_WORKERS_PER_VCPU = 8.0
 """More only adds scheduler churn; it starves the agent's heartbeat before it finds bugs."""
+MAX_RUN_S = 86400.0
+"""A stress-ng run or idle gap longer than a day reports nothing for a day: a typo."""
 MAX_MEMORY_SHARE = 0.9
 """Above this the vm workers fight the guest kernel itself for memory and the OOM killer wins."""
 
@@ -68,9 +70,9 @@ class LoadSettings(BaseModel):
     pattern: Literal["steady", "ramp", "bursts"] = "steady"
     """``steady``: full load back to back; ``ramp``: one more worker per run up to the full
     count, then steady; ``bursts``: full load for ``period``, then a seeded idle gap."""
-    period: Seconds = 60.0
+    period: Annotated[Seconds, between(0.0, MAX_RUN_S)] = 60.0
     """Length of one stress-ng run; its metrics (bogo-ops/s) arrive when it ends."""
-    idle: Seconds = 30.0
+    idle: Annotated[Seconds, between(0.0, MAX_RUN_S)] = 30.0
     """Mean idle gap between bursts (drawn between half and one and a half of it)."""
     workers_per_vcpu: float = Field(default=1.0, gt=0, le=MAX_WORKERS_PER_VCPU)
     """Workers of each stressor per guest vCPU (rounded, at least one)."""
@@ -79,7 +81,7 @@ class LoadSettings(BaseModel):
     take) that the vm workers map between them."""
     verify: bool = True
     """Pass ``--verify``: stress-ng checks results and memory contents; a mismatch is a failure."""
-    seed_offset: int = 0
+    seed_offset: int = Field(default=0, ge=-(2**31), le=2**31)
     """Added to the run's seed for the load only: another schedule, the same fleet."""
 
     @field_validator("period")

@@ -193,10 +193,14 @@ class RunOutcome:
     def __init__(self) -> None:
         self.problems: list[StressProblem] = []
         self.dropped = 0
+        self.lines: list[str] = []
+        """The first `MAX_KEPT` lines as they came: stress-ng's own words when it refuses to run."""
         self._oom = False
 
     def feed(self, text: str) -> StressMetric | StressProblem | None:
         """Parse one output line, remember a problem, and return what the line was."""
+        if len(self.lines) < MAX_KEPT:
+            self.lines.append(text.rstrip())
         item = parse_line(text)
         if isinstance(item, StressProblem):
             self._oom |= item.kind == "oom-killed"
@@ -237,6 +241,18 @@ class RunOutcome:
             named = next((p.stressor for p in self.problems if p.stressor), "")
             best = StressProblem(best.kind, named, best.text, best.signal, best.exit_code)
         return self._with_context(workload_verdict(best))
+
+    def refusal(self, rc: int, *, stopped: bool = False) -> str | None:
+        """Why stress-ng refused to run (exit 1: bad options, no memory for its harness), or None.
+
+        Not a guest failure and not a verdict: soak's argv or image is wrong, or the guest is
+        too small for the plan. The driver reports it as an infrastructure problem.
+        """
+        problem = interpret_exit(rc, stopped=stopped)
+        if problem is None or problem.kind != "error":
+            return None
+        said = [line for line in self.lines if line.startswith("stress-ng:") or "option" in line]
+        return problem.text + (f": {said[0][:200]}" if said else "")
 
     def _with_context(self, verdict: Verdict) -> Verdict:
         lines = [p.text for p in self.problems if p.text != verdict.message]

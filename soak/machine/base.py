@@ -12,14 +12,28 @@ migration) can replace the current one under the same VM.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from soak.detect.backtrace import GdbReport
 from soak.profile import VmSpec
 from soak.vm.channels import GuestAgent, Qmp
 from soak.vm.console import ConsoleStream
 from soak.vm.evidence import ThreadTimes
 from soak.vm.qmp import QmpEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Postmortem:
+    """What the host can tell about a QEMU that died by a signal nobody in soak sent."""
+
+    host_oom: str | None = None
+    """The host kernel's word that its OOM killer killed QEMU: the host's trouble, not a crash."""
+    backtrace: GdbReport | None = None
+    files: dict[str, str] = field(default_factory=dict)
+    """Evidence: QEMU's backtrace from its core."""
+    note: str = ""
+    """Why there is no backtrace, or where the core was kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +107,11 @@ class Machine(Protocol):
         """CPU time, name and state per thread (vCPU threads are ``CPU n/...``)."""
 
     def stderr_tail(self, limit: int) -> str:
-        """QEMU's last words on stderr (its usage errors, its abort messages)."""
+        """The end of what this QEMU (not an earlier boot's) wrote on stderr: its usage errors,
+        its abort messages."""
+
+    async def postmortem(self) -> Postmortem:
+        """After QEMU died by a signal soak did not send: the host's OOM killer, QEMU's backtrace."""
 
 
 class MachineLauncher(Protocol):

@@ -23,7 +23,7 @@ from typing import Any
 
 from soak import clock
 from soak.errors import AgentError, LaunchError, QMPError
-from soak.machine.base import ProcessFigures
+from soak.machine.base import Postmortem, ProcessFigures
 from soak.profile import VmSpec
 from soak.vm.agent import (
     AgentEvent,
@@ -114,6 +114,8 @@ class GuestScript:
     """The launcher fails with this message instead of starting the machine."""
     stderr: str = ""
     """What QEMU printed on stderr."""
+    postmortem: Postmortem = field(default_factory=Postmortem)
+    """What the host tells about a death by a signal (host OOM, a backtrace)."""
     has_agent: bool = True
     poweroff_works: bool = True
     """The agent's poweroff makes the guest power off (False: it is ignored)."""
@@ -512,6 +514,9 @@ class FakeMachine:
 
     def stderr_tail(self, limit: int) -> str:
         return self.script.stderr[-limit:]
+
+    async def postmortem(self) -> Postmortem:
+        return self.script.postmortem
 
 
 class FakeLauncher:

@@ -13,18 +13,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import signal
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import psutil
 
+from soak import hostoom
 from soak.errors import AgentError, LaunchError, QMPError
-from soak.machine.base import ProcessFigures
+from soak.machine.base import Postmortem, ProcessFigures
 from soak.machine.config import BootFiles, BootImage, Host, machine_config
 from soak.profile import VmSpec
 from soak.rundir import RunDir
-from soak.vm import evidence
+from soak.vm import coredump, evidence
 from soak.vm.agent import AgentClient
 from soak.vm.argv import build_argv
 from soak.vm.console import read_tail
@@ -32,19 +37,28 @@ from soak.vm.process import QemuProcess
 from soak.vm.qmp import QmpEvent, QmpSession
 
 QEMU_IMG_TIMEOUT_S = 30.0
+CORE_SIGNALS = frozenset(int(s) for s in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGILL,
+                                         signal.SIGFPE, signal.SIGTRAP, signal.SIGSYS, signal.SIGQUIT))
+"""Signals whose default action dumps core."""
+CorePolicy = Literal["backtrace", "keep", "off"]
 
 
 class QemuMachine:
     """One QEMU process and the channels soak opened to it (see `soak.machine.base.Machine`)."""
 
     def __init__(self, name: str, process: QemuProcess, files: BootFiles, *, has_agent: bool,
-                 stderr_path: Path, qmp_timeout: float) -> None:
+                 stderr: StderrLog, qmp_timeout: float, cores: CorePolicy, vm_dir: Path) -> None:
         self._name = name
         self._process = process
         self._files = files
         self._has_agent = has_agent
-        self._stderr_path = stderr_path
+        self._stderr = stderr
         self._qmp_timeout = qmp_timeout
+        self._cores = cores
+        self._vm_dir = vm_dir
+        self._spawned_mono = time.monotonic()  # compared with the kernel log's clock, not the loop's
+        self._spawned_wall = time.time()
+        self._oom_baseline = hostoom.oom_baseline(process.pid)
         self._qmp: QmpSession | None = None
         self._agent: AgentClient | None = None
         try:
@@ -167,30 +181,43 @@ class QemuMachine:
         return evidence.thread_times(self.pid)
 
     def stderr_tail(self, limit: int) -> str:
-        return read_tail(self._stderr_path, limit).decode("utf-8", "replace")
+        return self._stderr.tail(limit)
+
+    async def postmortem(self) -> Postmortem:
+        """The host's OOM killer (from its kernel log or cgroup counters), then QEMU's core."""
+        oom = await hostoom.wait_host_oom_kill(self.pid, self._spawned_mono, baseline=self._oom_baseline)
+        if oom is not None:
+            return Postmortem(host_oom=oom)
+        code = self.returncode
+        if self._cores == "off" or code is None or -code not in CORE_SIGNALS:
+            return Postmortem()
+        core = await coredump.collect_core(self._vm_dir, self.pid, self.argv[0], coredump.GDB_DEADLINE_S,
+                                           keep=self._cores == "keep", since=self._spawned_wall)
+        return Postmortem(backtrace=core.report, files=core.files, note=core.note)
 
 
 class QemuLauncher:
     """Launches real QEMU guests; `open` gives one for the duration of a run."""
 
     def __init__(self, *, images: Mapping[str, BootImage], host: Host, run_dir: RunDir, socket_dir: Path,
-                 heartbeat_interval: float, qmp_timeout: float) -> None:
+                 heartbeat_interval: float, qmp_timeout: float, cores: CorePolicy = "backtrace") -> None:
         self.images = images
         self.host = host
         self.run_dir = run_dir
         self.socket_dir = socket_dir
         self.heartbeat_interval = heartbeat_interval
         self.qmp_timeout = qmp_timeout
+        self.cores: CorePolicy = cores
 
     @classmethod
     @contextlib.contextmanager
     def open(cls, *, images: Mapping[str, BootImage], host: Host, run_dir: RunDir, heartbeat_interval: float,
-             qmp_timeout: float) -> Iterator[QemuLauncher]:
+             qmp_timeout: float, cores: CorePolicy = "backtrace") -> Iterator[QemuLauncher]:
         """A launcher whose socket directory (unix socket paths must stay short) is removed at the end."""
         socket_dir = Path(tempfile.mkdtemp(prefix="soak-"))
         try:
             yield cls(images=images, host=host, run_dir=run_dir, socket_dir=socket_dir,
-                      heartbeat_interval=heartbeat_interval, qmp_timeout=qmp_timeout)
+                      heartbeat_interval=heartbeat_interval, qmp_timeout=qmp_timeout, cores=cores)
         finally:
             shutil.rmtree(socket_dir, ignore_errors=True)
 
@@ -209,10 +236,38 @@ class QemuLauncher:
             await create_qcow2(self.host.qemu, files.snapshot_disk, "4G")
         config = machine_config(spec, image, self.host, files, boot=boot,
                                 heartbeat_interval=self.heartbeat_interval)
-        stderr_path = self.run_dir.stderr_log(spec.name)
-        process = await QemuProcess.spawn(build_argv(config), stderr_path=stderr_path)
-        return QemuMachine(spec.name, process, files, has_agent=image.agent, stderr_path=stderr_path,
-                           qmp_timeout=self.qmp_timeout)
+        stderr = StderrLog.at_end_of(self.run_dir.stderr_log(spec.name))
+        vm_dir = self.run_dir.vm_dir(spec.name)
+        process = await QemuProcess.spawn(
+            build_argv(config), stderr_path=stderr.path, cwd=vm_dir,  # a core dump lands in the VM's folder
+            core_limit=None if self.cores == "off" else coredump.core_limit())
+        return QemuMachine(spec.name, process, files, has_agent=image.agent, stderr=stderr,
+                           qmp_timeout=self.qmp_timeout, cores=self.cores, vm_dir=vm_dir)
+
+
+@dataclass(frozen=True, slots=True)
+class StderrLog:
+    """The part of a VM's ``qemu-stderr.log`` that one QEMU process wrote (the file spans boots)."""
+
+    path: Path
+    offset: int
+
+    @classmethod
+    def at_end_of(cls, path: Path) -> StderrLog:
+        try:
+            return cls(path, path.stat().st_size)
+        except OSError:
+            return cls(path, 0)
+
+    def tail(self, limit: int) -> str:
+        data = read_tail(self.path, limit)
+        try:
+            written = self.path.stat().st_size - self.offset
+        except OSError:
+            written = len(data)
+        if written <= 0:
+            return ""
+        return data[-written:].decode("utf-8", "replace")
 
 
 async def create_qcow2(qemu: str, path: Path, size: str) -> None:

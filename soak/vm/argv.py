@@ -78,7 +78,8 @@ def build_argv(config: QemuConfig) -> list[str]:
     argv = [
         config.qemu,
         "-name", f"{config.name},process=soak-{config.name},debug-threads=on",
-        "-machine", config.machine,
+        # a core dump of QEMU holds QEMU, not the guest's RAM (bounded, and the guest's data stays out)
+        "-machine", f"{config.machine},dump-guest-core=off",
         "-accel", accel,
         "-smp", smp,
         "-m", str(config.memory_mib),

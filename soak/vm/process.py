@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import resource
 import signal
 from pathlib import Path
 
@@ -27,11 +28,15 @@ _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _die_with_parent(parent_pid: int) -> None:
+def _die_with_parent(parent_pid: int, core_limit: int | None = None) -> None:
     """Runs in the child between fork and exec."""
     _libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
+    if core_limit is not None:  # soak.vm.coredump reads the core; the hard limit stays as it was
+        hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
+        soft = core_limit if hard == resource.RLIM_INFINITY else min(core_limit, hard)
+        resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
 
 
 class QemuProcess:
@@ -46,8 +51,12 @@ class QemuProcess:
         self.console: asyncio.StreamReader = stdout
 
     @classmethod
-    async def spawn(cls, argv: list[str], *, stderr_path: Path) -> QemuProcess:
+    async def spawn(cls, argv: list[str], *, stderr_path: Path, cwd: Path | None = None,
+                    core_limit: int | None = None) -> QemuProcess:
         """Start QEMU; must be called from the event-loop thread.
+
+        ``cwd`` (the VM's folder) is where a core dump lands with ``core_pattern = core``;
+        ``core_limit`` is QEMU's RLIMIT_CORE in bytes (None: inherit soak's, often 0).
 
         :raise LaunchError: the binary cannot be executed.
         """
@@ -59,8 +68,9 @@ class QemuProcess:
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=stderr,
-                    preexec_fn=lambda: _die_with_parent(parent),
+                    preexec_fn=lambda: _die_with_parent(parent, core_limit),
                     start_new_session=True,
+                    cwd=cwd,
                     limit=1 << 20,
                 )
             except OSError as exc:

@@ -1,4 +1,8 @@
-"""Where the shared corpora live, and how their rows are read (skips when absent)."""
+"""Where the corpora live, and how their rows are read.
+
+They are vendored in ``tests/data/corpora`` (a copy of the project's shared corpora, with
+their README and licence notes), so a fresh clone runs these tests instead of skipping them.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-CORPORA = Path(__file__).resolve().parents[2] / ".." / "shared" / "corpora"
+CORPORA = Path(__file__).resolve().parents[1] / "data" / "corpora"
 SYZKALLER_DEV = CORPORA / "syzkaller-linux" / "dev.jsonl"
 GUEST_FAULTS = CORPORA / "guest-faults"
 

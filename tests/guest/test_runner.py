@@ -23,6 +23,7 @@ from soak.machine.fake import (
     GuestScript,
     Hang,
     Panic,
+    Postmortem,
     Print,
     Reboot,
     Stop,
@@ -64,8 +65,7 @@ def test_qemu_crash_restarts_until_the_policy_gives_up(tmp_path: Path) -> None:
         max_restarts = 2
         backoff = "3s"
     """)
-    launcher = FakeLauncher(GuestScript(steps=[(20.0, Exit(-signal.SIGSEGV))],
-                                        stderr="qemu-system-x86_64: something\n"))
+    launcher = FakeLauncher(GuestScript(steps=[(20.0, Exit(-signal.SIGSEGV))]))
     run = run_fleet(profile, launcher, tmp_path)
     assert run.titles() == [("qemu-crash", "QEMU killed by SIGSEGV")] * 3
     assert [r.boot for r in run.probe.of(ev.VmRestarting)] == [2, 3]
@@ -169,6 +169,38 @@ def test_qemu_that_refuses_its_configuration_is_an_infra_problem_not_a_guest_bug
     (retired,) = run.probe.of(ev.VmRetired)
     assert retired.reason.startswith("QEMU cannot start this VM")
     assert len(run.launcher.launched) == 1  # no restart loop
+
+
+def test_qemu_crash_is_titled_by_its_last_words_with_its_backtrace(tmp_path: Path) -> None:
+    profile = fake_profile(ONE_VM + '[restart]\npolicy = "never"\n')
+    stderr = "qemu-system-x86_64: ../hw/core/cpu-common.c:167: cpu_reset: Assertion `cpu != NULL' failed.\n"
+    post = Postmortem(files={"qemu-backtrace.txt": "#0 abort ()\n"}, note="core deleted after reading")
+    run = run_fleet(profile, FakeLauncher(GuestScript(steps=[(20.0, Exit(-signal.SIGABRT))], stderr=stderr,
+                                                      postmortem=post)), tmp_path)
+    (failure,) = run.failures()
+    assert failure.title.startswith("QEMU assertion") and "cpu_reset" in failure.title
+    assert "core deleted after reading" in failure.message
+    assert (tmp_path / "run" / failure.evidence / "qemu-backtrace.txt").read_text() == "#0 abort ()\n"
+
+
+def test_qemu_killed_by_the_hosts_oom_killer_is_host_trouble(tmp_path: Path) -> None:
+    profile = fake_profile(ONE_VM + """
+        [restart]
+        policy = "on-failure"
+        max_restarts = 1
+    """)
+
+    def script(spec: VmSpec, boot: int) -> GuestScript:
+        if boot == 1:
+            oom = Postmortem(host_oom="Out of memory: Killed process 4242 (qemu-system-x86)")
+            return GuestScript(steps=[(20.0, Exit(-signal.SIGKILL))], postmortem=oom)
+        return GuestScript()
+
+    run = run_fleet(profile, FakeLauncher(script), tmp_path)
+    assert run.titles() == []
+    (problem,) = run.probe.of(ev.InfraProblem)
+    assert problem.problem == "host-oom" and "Killed process 4242" in problem.message
+    assert len(run.launcher.launched) == 2  # the host's trouble may pass: the VM boots again
 
 
 def test_a_launcher_error_retires_the_vm(tmp_path: Path) -> None:

@@ -58,10 +58,11 @@ async def test_qemu_killed_from_the_host_is_a_qemu_crash(tmp_path: Path) -> None
         await run.probe.wait(lambda e: isinstance(e, ev.VmReady) and e.boot == 2, timeout=120)
     failure = failures[0]
     assert isinstance(failure, ev.Failure)
-    assert (failure.kind, failure.title) == (Kind.QEMU_CRASH, "QEMU killed by SIGSEGV")
+    assert (failure.kind, failure.title) == (Kind.QEMU_CRASH, "QEMU killed by SIGSEGV (sent by another process)")
     evidence = tmp_path / "run" / failure.evidence
-    assert {"console-tail.log", "qemu-argv.txt", "qemu-stderr.log", "reproduce.sh", "failure.json"} <= {
-        p.name for p in evidence.iterdir()}
+    assert {"console-tail.log", "qemu-argv.txt", "qemu-stderr.log", "reproduce.sh", "failure.json",
+            "qemu-backtrace.txt"} <= {p.name for p in evidence.iterdir()}
+    assert not list((tmp_path / "run" / "vms" / "k-0").glob("core*"))  # read by gdb, then deleted
     assert "--vm k-0" in (evidence / "reproduce.sh").read_text()
 
 

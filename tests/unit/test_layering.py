@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"machine"},
     {"profile", "recorder", "rundir", "journal", "metrics"},
     {"faults", "load"},
-    {"vm", "image", "accel", "kvmprobe", "hostload", "classify", "detect"},
+    {"vm", "image", "accel", "kvmprobe", "hostload", "hostoom", "classify", "detect"},
     {"events"},
     {"kinds", "errors", "units", "clock", "__init__"},
 ]

@@ -10,6 +10,7 @@ import pytest
 
 from soak.errors import ProfileError
 from soak.profile import expand_fleet, load_profile, validate_profile
+from soak.rundir import default_run_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,6 +57,29 @@ def test_lists_cycle_over_the_group() -> None:
         ({"group": [{"name": "a"}, {"name": "a"}]}, "(top level)", "unique"),
         ({"watch": {"hang_timeout": "1s"}, "group": [{"name": "a"}]}, "watch", "hang_timeout"),
         ({"run": {"accel": "xen"}, "group": [{"name": "a"}]}, "run.accel", "'auto', 'tcg' or 'kvm'"),
+        ({"run": {"name": "../../../tmp/evil"}, "group": [{"name": "a"}]}, "run.name", "is not a name"),
+        ({"run": {"duration": "0s"}, "group": [{"name": "a"}]}, "run.duration", "at least 1s"),
+        ({"run": {"duration": "365000d"}, "group": [{"name": "a"}]}, "run.duration", "too long: at most 366d"),
+        ({"run": {"duration": float("inf")}, "group": [{"name": "a"}]}, "run.duration", "too long"),
+        ({"run": {"duration": float("nan")}, "group": [{"name": "a"}]}, "run.duration", "not NaN"),
+        ({"run": {"seed": 2**70}, "group": [{"name": "a"}]}, "run.seed", "less than or equal"),
+        ({"run": {"metrics_listen": "9464"}, "group": [{"name": "a"}]}, "run.metrics_listen", "host:port"),
+        ({"watch": {"boot_timeout": "2d"}, "group": [{"name": "a"}]}, "watch.boot_timeout", "at most 1d"),
+        ({"watch": {"qmp_timeout": "1ms"}, "group": [{"name": "a"}]}, "watch.qmp_timeout", "at least 0.1s"),
+        ({"group": [{"name": "a", "count": 2, "fault": [{"type": "pause", "every": "1m", "vms": [1, 7]}]}]},
+         "group[0].fault", "fault[0].vms names VM 7, but the group has 2 (VMs 0-1)"),
+        ({"group": [{"name": "a", "fault": [{"type": "pause", "every": "1m", "vms": [-1]}]}]},
+         "group[0].fault[0].vms", "negative"),
+        ({"group": [{"name": "a", "fault": [{"type": "pause", "every": "0.5s"}]}]},
+         "group[0].fault[0].every", "at least 1s"),
+        ({"group": [{"name": "a", "fault": [{"type": "pause", "every": "1m", "duration": "2d"}]}]},
+         "group[0].fault[0].duration", "at most 1d"),
+        ({"group": [{"name": "a", "memory": "900T"}]}, "group[0].memory", "more than any guest can use"),
+        ({"group": [{"name": "Wide"}]}, "group[0].name", "is not a name"),
+        ({"group": [{"name": "a", "image": {"append": "quiet\ninit=/x"}}]}, "group[0].image.append",
+         "control characters"),
+        ({"group": [{"name": "a", "vcpus": "1-99999999999"}]}, "group[0].vcpus", "at most 255"),
+        ({"group": [{"name": "a", "bad\nkey": 1}]}, "group[0].'bad\\nkey'", "unknown field"),
     ],
 )
 def test_bad_profiles_name_field_and_problem(data: dict[str, object], field: str, problem: str) -> None:
@@ -64,6 +88,24 @@ def test_bad_profiles_name_field_and_problem(data: dict[str, object], field: str
     assert info.value.field == field
     assert problem in info.value.problem
     assert str(info.value).startswith(f"p.toml: {field}: ")
+
+
+def test_a_huge_or_deep_file_is_one_line(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ProfileError, match=r"deep\.toml: not valid TOML: nested too deeply$"):
+        load_profile(deep)
+    huge = tmp_path / "huge.toml"
+    huge.write_text("# " + "x" * (2 << 20) + "\n")
+    with pytest.raises(ProfileError, match=r"huge\.toml: too large for a profile"):
+        load_profile(huge)
+
+
+def test_default_run_dir_stays_under_its_base(tmp_path: Path) -> None:
+    for name in ("../../../tmp/evil", "..", ".hidden", "", "a/b", "x\ny"):
+        path = default_run_dir(name, tmp_path)
+        assert path.parent == tmp_path and not path.name.startswith("."), (name, path)
+        assert "/" not in path.name and "\n" not in path.name
 
 
 def test_bad_toml_names_the_file(tmp_path: Path) -> None:
