@@ -58,7 +58,8 @@ class LiveView:
         describe = _NOTABLE.get(type(event))
         if describe is None or self.interactive or not isinstance(event, ev.VmEvent):
             return
-        self.console.print(f"{time.strftime('%H:%M:%S')} {event.vm}: {describe(event)}", highlight=False)
+        line = f"{time.strftime('%H:%M:%S')} {event.vm}: {describe(event)}"
+        self.console.print(line, highlight=False, markup=False)  # titles are console text, not markup
 
     def render(self, now: float | None = None) -> Table:
         model = self.model

@@ -47,7 +47,7 @@ class Buckets:
         self.high: list[float] = []
 
     def add(self, t: float, value: float) -> None:
-        if math.isnan(value):
+        if math.isnan(value) or math.isnan(t):
             return
         i = self._index(t)
         while i >= self.limit:
