@@ -221,3 +221,15 @@ def test_the_live_view_shows_the_model_and_logs_notable_events() -> None:
     assert "running" in row0 and "6.0s ago" in row0
     row1 = next(line for line in table.splitlines() if "g-1" in line)
     assert "down" in row1 and "kernel-panic: kernel panic: [bold]x" in row1  # console text is not markup
+
+
+def test_the_run_model_sits_below_its_views() -> None:
+    """Imports point downward: the fold knows nothing of the summary, metrics, live view or rich."""
+    import subprocess
+    import sys
+
+    code = "import soak.runmodel, sys; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    above = [m for m in loaded if m.startswith(("soak.summary", "soak.metrics", "soak.live", "soak.render",
+                                                 "soak.session", "prometheus_client", "rich"))]
+    assert not above, above
