@@ -50,6 +50,12 @@ Detail (`RunModel(detail=True)`, then ``model.detail``; see ``soak.runmodel.deta
 Several journals (``soak.runmodel.merge``): `merged_signatures({label: model})`,
 `merged_vm_seconds`, and `combined_facts(models).verdict`.
 
+Extending: a new event type or field is folded by a handler in `RunModel._handlers`
+(and `RunDetail._handlers` if a report needs it); events of types without a handler are
+ignored, so an older soak reads a newer journal. A model is not thread-safe: one
+thread applies, and a reader on another thread (the Prometheus scrape) takes the
+owner's lock and copies (``soak.metrics.views.snapshot``).
+
 Bounds (a run of days costs what a run of minutes does): label values capped
 (32 fault names, problem words and stressors, 64 groups, then ``other``); at
 most 1000 failure signatures (then one overflow title per kind); the first 100
