@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from soak import clock
 from soak.kinds import Kind
+from soak.typedjson import FieldError, build
 
 
 def now() -> float:
@@ -71,6 +72,8 @@ class RunStarted(Event):
     duration_s: float
     command: list[str]
     vms: list[VmInfo]
+    qemu_version: str = ""
+    """``qemu-system-* --version``'s number, e.g. ``7.2.0`` ("" if unknown)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -258,20 +261,19 @@ class RecordError(ValueError):
 
 
 def from_record(record: dict[str, Any]) -> Event:
-    """Rebuild an event from its JSON object.
+    """Rebuild an event from its JSON object, checking every field's type (``soak.typedjson``).
 
-    :raise RecordError: unknown type or missing fields.
+    :raise RecordError: unknown type, a missing field or a value of the wrong type.
     """
     cls = EVENT_TYPES.get(str(record.get("type")))
     if cls is None:
-        raise RecordError(f"unknown event type {record.get('type')!r}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    values = {k: v for k, v in record.items() if k in names}
+        raise RecordError(f"unknown event type {_short(record.get('type'))}")
     try:
-        if cls is RunStarted:
-            values["vms"] = [VmInfo(**vm) for vm in values.get("vms", [])]
-        if cls is Failure:
-            values["kind"] = Kind(values["kind"])
-        return cls(**values)
-    except (TypeError, ValueError, KeyError) as exc:
+        return build(cls, record)
+    except FieldError as exc:
         raise RecordError(f"bad {cls.type} record: {exc}") from exc
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from soak.errors import MetricsError
 from soak.metrics.families import run_families
-from soak.metrics.model import RunTotals
+from soak.metrics.views import RunTotals
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
 PUSH_JOB = "soak_final"

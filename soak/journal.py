@@ -7,9 +7,11 @@ here (one heartbeat and one process sample per VM per ``sample_every``
 seconds, plus every late heartbeat) so a run of many days keeps a journal of
 bounded rate.
 
-Reading: `read_journal` tolerates a torn last line and skips (and counts)
-records it does not understand, so `soak summary` works on a run that crashed
-or is still running.
+Reading: `JournalReading` streams the events of a journal line by line and
+`read_journal` lists them; both tolerate a torn last line and skip (and count)
+records they do not understand or that fail validation (a wrong type, a
+missing field: see `events.from_record`), so `soak summary` works on a run
+that crashed, is still running, or whose journal was damaged.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,36 +85,56 @@ class Journal:
 
 
 @dataclass
+class JournalReading:
+    """What reading a journal found beyond its events (filled in while `events` is iterated)."""
+
+    path: Path
+    torn_tail: bool = False
+    """The last line was cut short (soak was killed while writing it)."""
+    skipped: int = 0
+    """Records that could not be understood: not JSON, not an object, an unknown type
+    (a newer soak), a missing field or a value of the wrong type (see `events.from_record`)."""
+
+    def events(self) -> Iterator[Event]:
+        """The journal's events in order, one line at a time (constant memory, however long
+        the run); damaged records are counted in `skipped` / `torn_tail`, never raised.
+
+        :raise FileNotFoundError: no journal at `path`.
+        """
+        with open(self.path, encoding="utf-8", errors="replace", newline="\n") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record: Any = json.loads(line)
+                    if not isinstance(record, dict):
+                        raise RecordError("not an object")
+                    event = from_record(record)
+                except (ValueError, RecursionError) as exc:  # JSONDecodeError and RecordError are ValueErrors
+                    if not line.endswith("\n"):  # the last line, cut short
+                        self.torn_tail = True
+                    else:
+                        self.skipped += 1
+                        log.debug("journal %s line %d skipped: %s", self.path, number, exc)
+                    continue
+                yield event
+
+
+@dataclass
 class JournalContents:
     events: list[Event] = field(default_factory=list)
     torn_tail: bool = False
     """The last line was cut short (soak was killed while writing it)."""
     skipped: int = 0
-    """Records that could not be understood (corrupt lines, a newer soak)."""
+    """Records that could not be understood (see `JournalReading.skipped`)."""
 
 
 def read_journal(path: Path) -> JournalContents:
-    """Every event in a journal, tolerating damage (see the module docstring).
+    """Every event in a journal as a list, tolerating damage (see the module docstring).
+    For long runs prefer iterating `JournalReading(path).events()`, which keeps no list.
 
     :raise FileNotFoundError: no journal at ``path``.
     """
-    contents = JournalContents()
-    with open(path, encoding="utf-8", errors="replace") as f:
-        lines = f.read().split("\n")
-    last = len(lines) - 1  # after the final newline comes "" (or a torn record)
-    for number, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            record: Any = json.loads(line)
-            if not isinstance(record, dict):
-                raise RecordError("not an object")
-            contents.events.append(from_record(record))
-        except (json.JSONDecodeError, RecordError) as exc:
-            if number == last:
-                contents.torn_tail = True
-            else:
-                contents.skipped += 1
-                log.debug("journal %s line %d skipped: %s", path, number + 1, exc)
-    return contents
-
+    reading = JournalReading(path)
+    events = list(reading.events())
+    return JournalContents(events, reading.torn_tail, reading.skipped)

@@ -37,6 +37,7 @@ from soak.profile import Profile, VmSpec, expand_fleet
 from soak.recorder import Observer, Recorder
 from soak.render import render_summary
 from soak.rundir import RunDir
+from soak.runmodel import RunModel, run_finished
 from soak.summary import Summary, load_summary
 from soak.supervisor import Supervisor
 
@@ -105,6 +106,7 @@ class Session:
         self.fleet = select_fleet(self.profile, options.only_vms)
         self.accel: AccelChoice | None = None
         self.images: dict[str, BootImage] = {}
+        self.qemu_version = ""
         self.supervisor: Supervisor | None = None
 
     def prepare(self) -> None:
@@ -113,7 +115,7 @@ class Session:
         :raise AccelError: no QEMU, or KVM demanded but unusable.
         :raise ImageError: no guest image.
         """
-        version = qemu_version(self.profile.run.qemu)
+        version = self.qemu_version = qemu_version(self.profile.run.qemu)
         self.accel = choose_accel(self.profile.run.accel)
         if self.accel.warning:
             self.console.print(f"[yellow]warning:[/] {self.accel.warning}", highlight=False)
@@ -136,9 +138,9 @@ class Session:
             self.prepare()
         assert self.accel is not None
         journal = Journal(self.run_dir.journal)
-        live = LiveView(self.console)
-        tally = _Tally()
-        recorder = Recorder([tally, journal, *self.options.observers, live])
+        model = RunModel()  # the live run's fold: the live view shows it, RunFinished's verdict is its
+        live = LiveView(self.console, model)
+        recorder = Recorder([model, journal, *self.options.observers, live])
         host = Host(qemu=self.profile.run.qemu, accel=self.accel.accel, tsc_khz=host_tsc_khz())
         with QemuLauncher.open(images=self.images, host=host, run_dir=self.run_dir,
                                heartbeat_interval=self.profile.watch.heartbeat_interval,
@@ -147,14 +149,14 @@ class Session:
             supervisor = self.supervisor = Supervisor(
                 self.profile, self.fleet, self.run_dir, recorder, launcher, self.soak_command)
             try:
-                await self._supervise(supervisor, recorder, journal, live, tally)
+                await self._supervise(supervisor, recorder, journal, live, model)
             except* Exception as group:  # a bug in soak: keep the evidence, say so, exit 3
                 log.error("soak failed", exc_info=group)
                 self._report_crash(group)
         return self.finish_summary()
 
     async def _supervise(self, supervisor: Supervisor, recorder: Recorder, journal: Journal, live: LiveView,
-                         tally: _Tally) -> None:
+                         model: RunModel) -> None:
         """The fleet, the journal writer and the live view in one task group; RunFinished always."""
         live_stop = asyncio.Event()
 
@@ -182,7 +184,7 @@ class Session:
                     task.uncancel()
             finally:
                 live_stop.set()
-                recorder.emit(tally.finished(reason))
+                recorder.emit(run_finished(model, reason))
                 journal.close()
 
     def _report_crash(self, exc: BaseException) -> None:
@@ -201,6 +203,7 @@ class Session:
             accel=self.accel.accel,
             accel_reason=self.accel.reason,
             version=__version__,
+            qemu_version=self.qemu_version,
             duration_s=self.profile.run.duration,
             command=self.options.command,
             vms=[
@@ -223,23 +226,3 @@ def write_summary_files(summary: Summary, root: Path) -> None:
     (root / "summary.json").write_text(json.dumps(summary.to_json(), indent=2) + "\n")
     with open(root / "summary.txt", "w", encoding="utf-8") as f:
         render_summary(summary, Console(file=f, width=160, color_system=None), root)
-
-
-class _Tally:
-    """Counts failures and soak problems as they happen, for the RunFinished record."""
-
-    def __init__(self) -> None:
-        self.failures = 0
-        self.unexpected = 0
-        self.infra = 0
-
-    def observe(self, event: ev.Event) -> None:
-        if isinstance(event, ev.Failure):
-            self.failures += 1
-            self.unexpected += not event.expected
-        elif isinstance(event, ev.InfraProblem):
-            self.infra += 1
-
-    def finished(self, reason: str) -> ev.RunFinished:
-        verdict = "failures" if self.unexpected else "infra-error" if self.infra or reason == "error" else "clean"
-        return ev.RunFinished(reason=reason, verdict=verdict, failures=self.failures, infra_problems=self.infra)

@@ -1,23 +1,34 @@
-"""The summary of a run, rebuilt from its journal alone.
+"""The summary of a run: a view of its run model, rebuilt from the journal alone.
 
-`summarize` is pure: events in, `Summary` out. Because it needs nothing but
-the journal, `soak summary` works on a finished run, a run that is still going
-and a run whose soak was killed. Failures are grouped by (kind, title): a bug
-that fired forty times on twelve VMs is one line with its counts.
+`summary_of` reads a `soak.runmodel.RunModel` (the one fold of the events) and
+keeps nothing of its own. Because the model needs nothing but the journal,
+`soak summary` works on a finished run, a run that is still going and a run
+whose soak was killed. Failures are grouped by signature (kind, title): a bug
+that fired forty times on twelve VMs is one line with its counts. The verdict
+is `soak.runmodel.verdict_facts`, the function that also wrote the run's
+`RunFinished`, so the two cannot disagree.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from soak import events as ev
-from soak.journal import read_journal
-from soak.metrics import totals_from_events
+from soak.metrics.views import run_totals
+from soak.runmodel import (
+    VERDICT_EXIT,
+    Expectation,
+    FailureGroup,
+    RunModel,
+    load_run,
+    replay,
+    verdict_facts,
+)
 
-VERDICT_EXIT = {"clean": 0, "failures": 1, "infra-error": 3}
+__all__ = ["Expectation", "FailureGroup", "Summary", "VmSummary", "load_summary", "summarize", "summary_of"]
 
 
 @dataclass
@@ -28,45 +39,15 @@ class VmSummary:
     memory_mib: int = 0
     boots: int = 0
     failures: int = 0
+    """Every failure on the VM, expected ones included."""
+    expected_failures: int = 0
     uptime_s: float = 0.0
     heartbeats: int = 0
-    state: str = "defined"
-    throughput: dict[str, list[float]] = field(default_factory=dict)
-    """stress-ng bogo-ops/s per stressor: [sum of the runs' rates, number of runs]."""
-    _ready_at: float | None = None
-    _boot_heartbeats: int = 0
-
-
-@dataclass
-class FailureGroup:
-    kind: str
-    title: str
-    count: int = 0
-    vms: list[str] = field(default_factory=list)
-    first_seen: float = 0.0
-    last_seen: float = 0.0
-    evidence: str = ""
-    """The first occurrence's evidence folder (the others are listed in the journal)."""
-    expected: int = 0
-    corrupted: bool = False
-
-
-@dataclass
-class Expectation:
-    """A failure a VM was declared to produce (a self-test), and whether it did in time."""
-
-    vm: str
-    kinds: str
-    """``a|b``: either kind satisfies it."""
-    within_s: float
-    detected: str = ""
-    """``kind: title`` of the failure that met it."""
-    after_s: float | None = None
-    """Seconds from the VM's first fault (or first ready) to the failure."""
-
-    @property
-    def met(self) -> bool:
-        return self.after_s is not None and self.after_s <= self.within_s
+    state: str = "pending"
+    """A `soak.runmodel.VmState` value, or ``down`` (stopped, not by the run's end)."""
+    kernel: str = ""
+    bogo_ops_per_s: dict[str, float] = field(default_factory=dict)
+    """stress-ng bogo-ops/s per stressor, the mean over its runs on this VM."""
 
 
 @dataclass
@@ -80,39 +61,29 @@ class Summary:
     finish_reason: str | None = None
     """None while the run is going, or when soak died before it could finish."""
     duration_s: float = 0.0
+    vm_hours: float = 0.0
     vms: dict[str, VmSummary] = field(default_factory=dict)
     failures: list[FailureGroup] = field(default_factory=list)
     infra_problems: list[dict[str, Any]] = field(default_factory=list)
+    """The first soak problems, whole (at most `soak.runmodel.model.MAX_KEPT_PROBLEMS`)."""
+    infra_total: int = 0
+    """Every soak problem, also those past the ones kept whole."""
     faults: dict[str, int] = field(default_factory=dict)
     torn_tail: bool = False
     skipped_records: int = 0
     metrics: dict[str, Any] = field(default_factory=dict)
     """The run totals exactly as pushed to a Pushgateway (soak.metrics.RunTotals)."""
     expectations: list[Expectation] = field(default_factory=list)
-
-    @property
-    def vm_hours(self) -> float:
-        return sum(vm.uptime_s for vm in self.vms.values()) / 3600
+    verdict: str = "clean"
+    """``clean``, ``failures`` or ``infra-error`` (soak.runmodel.verdict)."""
 
     @property
     def unexpected_failures(self) -> int:
-        return sum(g.count - g.expected for g in self.failures)
+        return sum(g.unexpected for g in self.failures)
 
     @property
     def missed_expectations(self) -> int:
         return sum(not e.met for e in self.expectations)
-
-    @property
-    def verdict(self) -> str:
-        """``infra-error`` when soak itself crashed (its verdict cannot be trusted), else
-        ``failures`` when a guest failed, else ``infra-error`` for lesser soak problems."""
-        if self.finish_reason == "error":
-            return "infra-error"
-        if self.unexpected_failures or self.missed_expectations:
-            return "failures"
-        if self.infra_problems:
-            return "infra-error"
-        return "clean"
 
     @property
     def exit_code(self) -> int:
@@ -139,7 +110,7 @@ class Summary:
                 "failures": sum(g.count for g in self.failures),
                 "unexpected_failures": self.unexpected_failures,
                 "failure_signatures": len(self.failures),
-                "infra_problems": len(self.infra_problems),
+                "infra_problems": self.infra_total,
                 "faults": sum(self.faults.values()),
             },
             "vms": [
@@ -150,10 +121,12 @@ class Summary:
                     "memory_mib": v.memory_mib,
                     "boots": v.boots,
                     "failures": v.failures,
+                    "expected_failures": v.expected_failures,
                     "uptime_s": round(v.uptime_s, 3),
                     "heartbeats": v.heartbeats,
                     "state": v.state,
-                    "bogo_ops_per_s": {name: round(total / n, 2) for name, (total, n) in v.throughput.items()},
+                    "kernel": v.kernel,
+                    "bogo_ops_per_s": {name: round(rate, 2) for name, rate in v.bogo_ops_per_s.items()},
                 }
                 for v in self.vms.values()
             ],
@@ -167,6 +140,7 @@ class Summary:
                     "first_seen": g.first_seen,
                     "last_seen": g.last_seen,
                     "evidence": g.evidence,
+                    "last_evidence": g.last_evidence,
                     "corrupted": g.corrupted,
                 }
                 for g in self.failures
@@ -183,119 +157,58 @@ class Summary:
         }
 
 
+def summary_of(model: RunModel, *, now: float | None = None) -> Summary:
+    """The summary view of a model; ``now`` measures a run still going (see `RunModel.end`)."""
+    run = model.run
+    end = model.end(now)
+    return Summary(
+        run_id=run.run_id if run else "",
+        profile=run.profile if run else "",
+        seed=run.seed if run else None,
+        accel=run.accel if run else "",
+        started=run.t if run else None,
+        finished=model.finished.t if model.finished else None,
+        finish_reason=model.finished.reason if model.finished else None,
+        duration_s=model.elapsed(now),
+        vm_hours=model.vm_seconds(now) / 3600,
+        vms={
+            vm.name: VmSummary(
+                name=vm.name,
+                group=vm.group,
+                vcpus=vm.info.vcpus if vm.info else 0,
+                memory_mib=vm.info.memory_mib if vm.info else 0,
+                boots=vm.boots,
+                failures=vm.failures + vm.expected_failures,
+                expected_failures=vm.expected_failures,
+                uptime_s=vm.uptime_s(end),
+                heartbeats=vm.heartbeats,
+                state=vm.shown_state,
+                kernel=vm.kernel,
+                bogo_ops_per_s={name: rate.mean for name, rate in vm.throughput.items()},
+            )
+            for vm in model.vms.values()
+        },
+        failures=[g.copy() for g in model.failure_groups()],
+        infra_problems=[{"vm": p.vm, "problem": p.problem, "message": p.message, "t": p.t} for p in model.problems],
+        infra_total=model.infra_total,
+        faults=dict(model.faults_injected),
+        metrics=run_totals(model, now).to_json(),
+        expectations=model.expectation_results(),
+        verdict=verdict_facts(model).verdict,
+    )
+
+
+def summarize(events: Iterable[ev.Event], *, now: float | None = None) -> Summary:
+    """Fold events (a test's list, a journal's) and take the summary view."""
+    return summary_of(replay(events), now=now)
+
+
 def load_summary(journal: Path) -> Summary:
     """The summary of the run whose journal is at ``journal`` (finished, running or crashed).
 
     :raise FileNotFoundError: no journal there.
     """
-    contents = read_journal(journal)
-    summary = summarize(contents.events)
-    summary.torn_tail, summary.skipped_records = contents.torn_tail, contents.skipped
-    summary.metrics = totals_from_events(contents.events).to_json()
+    loaded = load_run(journal)
+    summary = summary_of(loaded.model)
+    summary.torn_tail, summary.skipped_records = loaded.torn_tail, loaded.skipped_records
     return summary
-
-
-def summarize(events: list[ev.Event], *, now: float | None = None) -> Summary:
-    """Fold a run's events into its summary; ``now`` closes the uptime of guests still up."""
-    s = Summary()
-    groups: dict[tuple[str, str], FailureGroup] = {}
-    last_t = 0.0
-    for event in events:
-        last_t = max(last_t, event.t)
-        _fold(s, groups, event)
-    s.expectations = check_expectations(events)
-    end = now if now is not None else (s.finished or last_t or time.time())
-    for vm in s.vms.values():
-        if vm._ready_at is not None:  # still up when the journal ends
-            vm.uptime_s += max(0.0, end - vm._ready_at)
-            vm.heartbeats += vm._boot_heartbeats
-            vm._ready_at = None
-    s.failures = sorted(groups.values(), key=lambda g: (-(g.count - g.expected), g.first_seen))
-    if s.started is not None:
-        s.duration_s = (s.finished or end) - s.started
-    return s
-
-
-def _fold(s: Summary, groups: dict[tuple[str, str], FailureGroup], event: ev.Event) -> None:
-    if isinstance(event, ev.RunStarted):
-        s.run_id, s.profile, s.seed, s.accel = event.run_id, event.profile, event.seed, event.accel
-        s.started = event.t
-        for info in event.vms:
-            s.vms[info.name] = VmSummary(info.name, info.group, info.vcpus, info.memory_mib)
-    elif isinstance(event, ev.RunFinished):
-        s.finished, s.finish_reason = event.t, event.reason
-    elif isinstance(event, ev.VmEvent):
-        vm = s.vms.setdefault(event.vm, VmSummary(event.vm))
-        _fold_vm(s, groups, vm, event)
-    elif isinstance(event, ev.InfraProblem):
-        s.infra_problems.append({"vm": event.vm, "problem": event.problem, "message": event.message, "t": event.t})
-
-
-def _fold_vm(s: Summary, groups: dict[tuple[str, str], FailureGroup], vm: VmSummary, event: ev.VmEvent) -> None:
-    if isinstance(event, ev.VmStarting):
-        vm.boots += 1
-        vm.state = "booting"
-        vm._boot_heartbeats = 0
-    elif isinstance(event, ev.VmReady):
-        vm._ready_at = event.t
-        vm.state = "running"
-    elif isinstance(event, ev.Heartbeat):
-        vm._boot_heartbeats = max(vm._boot_heartbeats, event.seq)
-    elif isinstance(event, ev.VmStopped):
-        vm.uptime_s += event.uptime_s
-        vm.heartbeats += event.heartbeats
-        vm._ready_at = None
-        vm._boot_heartbeats = 0
-        vm.state = "stopped" if event.reason in ("deadline", "signal") else "down"
-    elif isinstance(event, ev.VmRetired):
-        vm.state = "retired"
-    elif isinstance(event, ev.WorkloadMetrics):
-        total = vm.throughput.setdefault(event.stressor, [0.0, 0])
-        total[0] += event.bogo_ops_per_s
-        total[1] += 1
-    elif isinstance(event, ev.FaultInjected):
-        s.faults[event.fault] = s.faults.get(event.fault, 0) + 1
-    elif isinstance(event, ev.Failure):
-        vm.failures += 1
-        key = (event.kind.value, event.title)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = FailureGroup(event.kind.value, event.title, first_seen=event.t,
-                                               evidence=event.evidence)
-        group.count += 1
-        group.expected += int(event.expected)
-        group.corrupted = group.corrupted or event.corrupted
-        group.last_seen = event.t
-        if event.vm not in group.vms:
-            group.vms.append(event.vm)
-
-
-def check_expectations(events: list[ev.Event]) -> list[Expectation]:
-    """Match each VM's declared failures to what it produced, in time order.
-
-    The clock starts at the VM's first fault (the cause), or at its first ready
-    when it has no faults; each failure can meet one expectation only.
-    """
-    started = next((e for e in events if isinstance(e, ev.RunStarted)), None)
-    if started is None:
-        return []
-    results: list[Expectation] = []
-    for info in started.vms:
-        if not info.expect:
-            continue
-        anchor = next((e.t for e in events if isinstance(e, ev.FaultInjected) and e.vm == info.name), None)
-        if anchor is None:
-            anchor = next((e.t for e in events if isinstance(e, ev.VmReady) and e.vm == info.name), None)
-        failures = [e for e in events if isinstance(e, ev.Failure) and e.vm == info.name]
-        used: set[int] = set()
-        for kinds in info.expect:
-            expectation = Expectation(info.name, kinds, info.expect_within_s)
-            wanted = set(kinds.split("|"))
-            for i, failure in enumerate(failures):
-                if i not in used and failure.kind.value in wanted and anchor is not None:
-                    used.add(i)
-                    expectation.detected = f"{failure.kind.value}: {failure.title}"
-                    expectation.after_s = max(0.0, failure.t - anchor)
-                    break
-            results.append(expectation)
-    return results

@@ -1,4 +1,4 @@
-"""Rendering a `RunModel` as Prometheus metric families, at scrape or push time.
+"""Rendering the run model's views as Prometheus metric families, at scrape or push time.
 
 Families are built from a `Snapshot` of the model on every collect (taken under
 the model's lock, rendered outside it), so per-VM series exist
@@ -21,15 +21,9 @@ from prometheus_client.core import (
     Metric,
 )
 
-from soak.metrics.model import (
-    HEARTBEAT_STATES,
-    LIVE,
-    RunTotals,
-    Snapshot,
-    VmRecord,
-    VmState,
-)
-from soak.metrics.series import Histogram
+from soak.metrics.views import RunTotals, Snapshot
+from soak.runmodel import HEARTBEAT_STATES, LIVE, VmRecord, VmState
+from soak.runmodel.counts import Histogram
 
 KIB = 1024
 

@@ -1,8 +1,8 @@
 """`Metrics`: the run's Prometheus view, an observer of the run events.
 
-`observe` folds each event into a `RunModel` (a few attribute writes, no
-I/O); a collector registered on the injected registry renders the model when
-Prometheus scrapes. Scrapes come from the HTTP server's thread, so one lock
+`observe` folds each event into its own `soak.runmodel.RunModel` (a few
+attribute writes, no I/O); a collector registered on the injected registry
+renders the model's views (``soak.metrics.views``) when Prometheus scrapes. Scrapes come from the HTTP server's thread, so one lock
 guards the model: `observe` holds it for microseconds, a scrape only while it
 copies the model (see bench/metrics.py for both with 100 VMs).
 """
@@ -20,7 +20,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from soak.events import Event
 from soak.metrics.families import live_families, run_families
-from soak.metrics.model import RunModel, RunTotals
+from soak.metrics.views import RunTotals, run_totals, snapshot
+from soak.runmodel import RunModel
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class Metrics:
     def totals(self) -> RunTotals:
         """The run's totals now (final once `RunFinished` was observed)."""
         with self.lock:
-            return self.model.totals(self.clock())
+            return run_totals(self.model, self.clock())
 
 
 class _LiveCollector(Collector):
@@ -74,15 +75,15 @@ class _LiveCollector(Collector):
         m = self._metrics
         with m.lock:
             now = m.clock()
-            totals = m.model.totals(now)
+            totals = run_totals(m.model, now)
             # A VM's live seconds are counted to the scrape time, its closed seconds to its
             # stop event's time, which can be a little earlier: never let the counter go back.
             self._vm_seconds_floor = max(self._vm_seconds_floor, totals.vm_seconds)
-            snapshot = m.model.snapshot()
+            copy = snapshot(m.model)
             errors = m.errors
         # Rendering happens outside the lock: observe() on the event loop waits only for the copy.
         yield from run_families(_with_vm_seconds(totals, self._vm_seconds_floor))
-        yield from live_families(snapshot, now, hang_timeout_s=m.hang_timeout_s)
+        yield from live_families(copy, now, hang_timeout_s=m.hang_timeout_s)
         yield CounterMetricFamily(
             "soak_metrics_observe_errors",
             "Events the metrics failed to take (a soak bug; see the log).",

@@ -20,11 +20,13 @@ LAYERS: list[set[str]] = [
     {"supervisor", "exporter", "live", "render", "summary"},
     {"guest"},
     {"machine"},
-    {"profile", "recorder", "rundir", "journal", "metrics"},
+    {"profile", "recorder", "rundir", "metrics"},
+    {"runmodel"},
+    {"journal"},
     {"faults", "load"},
     {"vm", "image", "accel", "kvmprobe", "hostload", "hostoom", "classify", "detect"},
     {"events"},
-    {"kinds", "errors", "units", "clock", "__init__"},
+    {"kinds", "errors", "units", "clock", "typedjson", "__init__"},
 ]
 """Top-level packages and modules of soak, by layer."""
 

@@ -112,3 +112,28 @@ def test_expectations_met_missed_and_late() -> None:
     assert s.unexpected_failures == 0
     assert s.verdict == "failures"  # two expectations missed
     assert [e["met"] for e in s.to_json()["expectations"]] == [True, False, False]
+
+
+def test_junit_counts_only_vms_that_failed_unexpectedly() -> None:
+    s = summarize([started(), failure(5.0, "g-0", "QEMU killed by SIGKILL", Kind.QEMU_CRASH, expected=True),
+                   failure(6.0, "g-1", "WARNING in foo")])
+    suite = ET.fromstring(junit_xml(s))
+    assert suite.get("failures") == "1"
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    assert cases["g-0"].find("failure") is None and cases["g-1"].find("failure") is not None
+    data = s.to_json()
+    assert [(v["failures"], v["expected_failures"]) for v in data["vms"]] == [(1, 1), (1, 0), (0, 0)]
+
+
+def test_states_read_as_people_say_them() -> None:
+    s = summarize([
+        started(),
+        ev.VmStarting(t=1.0, vm="g-0", boot=1, pid=10, argv=[]),
+        ev.VmReady(t=5.0, vm="g-0", boot=1, boot_s=4.0),
+        ev.VmStopped(t=9.0, vm="g-0", boot=1, reason="failure", exit_code=-9),
+        ev.VmStarting(t=1.0, vm="g-1", boot=1, pid=11, argv=[]),
+        ev.VmReady(t=5.0, vm="g-1", boot=1, boot_s=4.0),
+        ev.VmStopped(t=99.0, vm="g-1", boot=1, reason="deadline", exit_code=0),
+        ev.RunFinished(t=100.0, reason="deadline", verdict="clean", failures=0, infra_problems=0),
+    ])
+    assert {name: vm.state for name, vm in s.vms.items()} == {"g-0": "down", "g-1": "stopped", "g-2": "pending"}

@@ -1,15 +1,19 @@
-"""Small building blocks of the metrics model: bounded labels and histogram counts.
+"""Bounded building blocks of the run model: capped label values, histograms, thinned lists.
 
 Kept apart from prometheus_client's own metric objects on purpose: the model
 must be copyable under a lock in microseconds, replayable from a journal, and
-free of any global registry.
+free of any global registry. Each of these holds a fixed amount of memory
+however long the run, which is what lets the model live for days.
 """
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 OTHER = "other"
 """The label value that stands for every value past a label's cap."""
@@ -84,3 +88,38 @@ class LabeledHistograms:
         if histogram is None:
             histogram = self.series[label] = Histogram(self._bounds)
         return histogram
+
+
+class Thinned(Generic[T]):
+    """At most ``limit`` items, spread evenly over everything added.
+
+    When the list fills up every other item is dropped and from then on only
+    every ``stride``-th added item is kept (the stride doubles each time), so
+    the kept items are always a uniform, deterministic subsample of the whole
+    stream: the first item, then one every ``stride``. `seen` counts them all.
+    """
+
+    __slots__ = ("items", "limit", "seen", "stride")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 2:
+            raise ValueError("a thinned list keeps at least 2 items")
+        self.limit = limit
+        self.items: list[T] = []
+        self.seen = 0
+        self.stride = 1
+
+    def add(self, item: T) -> None:
+        self.seen += 1
+        if (self.seen - 1) % self.stride:
+            return
+        self.items.append(item)
+        if len(self.items) >= self.limit:
+            del self.items[1::2]
+            self.stride *= 2
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)

@@ -1,0 +1,128 @@
+"""One VM as the run model knows it: its state machine, and what its events left behind.
+
+VM states, as events move a VM between them::
+
+    pending --VmStarting--> booting --VmReady--> running <--Heartbeat-- unresponsive
+                               ^                    |   --HeartbeatLate-->  |
+                               |                    v                       v
+                          VmStarting <-- restarting <--VmRestarting-- stopped <--VmStopped
+    any --VmRetired--> retired (left the run: its per-VM metric series are dropped)
+
+A stopped VM whose stop was not the run's own end (``deadline``, ``signal``) is
+*down*; that word is only shown (`VmRecord.shown_state`), never a state of its
+own, so the metrics keep the seven states above.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from soak.events import Failure, Heartbeat, ProcessSample, VmInfo
+
+
+class VmState(StrEnum):
+    """Where a VM is in its life; label values of ``soak_vms`` and ``soak_vm_state``."""
+
+    PENDING = "pending"
+    BOOTING = "booting"
+    RUNNING = "running"
+    UNRESPONSIVE = "unresponsive"
+    STOPPED = "stopped"
+    RESTARTING = "restarting"
+    RETIRED = "retired"
+
+
+LIVE = frozenset({VmState.BOOTING, VmState.RUNNING, VmState.UNRESPONSIVE})
+"""States in which a QEMU process exists, so its samples and the guest's figures mean something."""
+HEARTBEAT_STATES = frozenset({VmState.RUNNING, VmState.UNRESPONSIVE})
+"""States in which heartbeats are expected, so their age is exported."""
+ORDERLY_STOPS = frozenset({"deadline", "signal"})
+"""`VmStopped.reason` values that mean the run ended, not that the VM went down."""
+
+
+@dataclass(slots=True)
+class Rate:
+    """A running mean: stress-ng bogo-ops/s of one stressor over all its runs on a VM."""
+
+    total: float = 0.0
+    runs: int = 0
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.runs if self.runs else 0.0
+
+
+@dataclass(slots=True)
+class VmRecord:
+    """Everything the run model keeps about one VM (all bounded: no per-event lists)."""
+
+    name: str
+    info: VmInfo | None = None
+    """Its shape from `RunStarted`; None for a VM the journal names but never declared."""
+    state: VmState = VmState.PENDING
+    stop_reason: str = ""
+    """`VmStopped.reason` of the last stop ("" before any)."""
+    boots: int = 0
+    failures: int = 0
+    """Unexpected failures (the ones that fail the run)."""
+    expected_failures: int = 0
+    last_failure: Failure | None = None
+    kernel: str = ""
+    """The guest kernel release its agent reported at the last ready ("" if none said)."""
+    up_since: float | None = None
+    """When the current boot became ready (start of the VM-seconds being counted)."""
+    uptime_closed_s: float = 0.0
+    """Uptime of the boots that ended (ready to stop, by event times)."""
+    heartbeats_closed: int = 0
+    """Heartbeats of the boots that ended, as their `VmStopped` counted them."""
+    boot_heartbeats: int = 0
+    """Highest heartbeat sequence number seen in the current boot."""
+    last_beat: float | None = None
+    """Last heartbeat of this boot, or its ready time: the base of the heartbeat age."""
+    guest: Heartbeat | None = None
+    process: ProcessSample | None = None
+    workload: dict[str, float] = field(default_factory=dict)
+    """Stressor -> bogo-ops per second, as last reported in this boot."""
+    throughput: dict[str, Rate] = field(default_factory=dict)
+    """Stressor -> mean bogo-ops per second over every run of it on this VM, all boots."""
+    first_ready: float | None = None
+    first_fault: float | None = None
+    faults: int = 0
+
+    @property
+    def group(self) -> str:
+        return self.info.group if self.info else "unknown"
+
+    @property
+    def heartbeats(self) -> int:
+        return self.heartbeats_closed + self.boot_heartbeats
+
+    @property
+    def shown_state(self) -> str:
+        """The state as people read it: ``down`` for a VM stopped by anything but the run's end."""
+        if self.state is VmState.STOPPED and self.stop_reason not in ORDERLY_STOPS:
+            return "down"
+        return self.state.value
+
+    def uptime_s(self, end: float) -> float:
+        """Guest uptime over all boots, the current one counted to ``end``."""
+        live = max(0.0, end - self.up_since) if self.up_since is not None else 0.0
+        return self.uptime_closed_s + live
+
+    def close_uptime(self, t: float) -> None:
+        if self.up_since is not None:
+            self.uptime_closed_s += max(0.0, t - self.up_since)
+            self.up_since = None
+
+    def forget_boot(self) -> None:
+        """The QEMU process is gone: its figures no longer describe anything."""
+        self.last_beat = None
+        self.guest = None
+        self.process = None
+        self.workload.clear()
+
+    def copy(self) -> VmRecord:
+        """A copy that later events cannot change (for a scrape rendered outside the lock)."""
+        throughput = {k: Rate(r.total, r.runs) for k, r in self.throughput.items()}
+        return replace(self, workload=dict(self.workload), throughput=throughput)
