@@ -33,6 +33,8 @@ class VmSummary:
     state: str = "defined"
     throughput: dict[str, list[float]] = field(default_factory=dict)
     """stress-ng bogo-ops/s per stressor: [sum of the runs' rates, number of runs]."""
+    console_dropped_bytes: int = 0
+    """Console bytes not kept within run.console_limit (the classifier saw them all)."""
     _ready_at: float | None = None
     _boot_heartbeats: int = 0
 
@@ -49,6 +51,8 @@ class FailureGroup:
     """The first occurrence's evidence folder (the others are listed in the journal)."""
     expected: int = 0
     corrupted: bool = False
+    without_evidence: int = 0
+    """Occurrences recorded without an evidence folder (repeats past run.evidence_per_signature)."""
 
 
 @dataclass
@@ -89,6 +93,10 @@ class Summary:
     metrics: dict[str, Any] = field(default_factory=dict)
     """The run totals exactly as pushed to a Pushgateway (soak.metrics.RunTotals)."""
     expectations: list[Expectation] = field(default_factory=list)
+    observations: list[dict[str, Any]] = field(default_factory=list)
+    """Worth knowing, neither a guest failure nor soak's trouble (a console flood)."""
+    journal_dropped: int = 0
+    """Sampled records the journal dropped because its disk fell behind."""
 
     @property
     def vm_hours(self) -> float:
@@ -154,6 +162,7 @@ class Summary:
                     "heartbeats": v.heartbeats,
                     "state": v.state,
                     "bogo_ops_per_s": {name: round(total / n, 2) for name, (total, n) in v.throughput.items()},
+                    "console_dropped_bytes": v.console_dropped_bytes,
                 }
                 for v in self.vms.values()
             ],
@@ -168,6 +177,7 @@ class Summary:
                     "last_seen": g.last_seen,
                     "evidence": g.evidence,
                     "corrupted": g.corrupted,
+                    "without_evidence": g.without_evidence,
                 }
                 for g in self.failures
             ],
@@ -178,7 +188,9 @@ class Summary:
                 for e in self.expectations
             ],
             "infra_problems": self.infra_problems,
-            "journal": {"torn_tail": self.torn_tail, "skipped_records": self.skipped_records},
+            "observations": self.observations,
+            "journal": {"torn_tail": self.torn_tail, "skipped_records": self.skipped_records,
+                        "dropped_samples": self.journal_dropped},
             "metrics": self.metrics,
         }
 
@@ -229,6 +241,11 @@ def _fold(s: Summary, groups: dict[tuple[str, str], FailureGroup], event: ev.Eve
         _fold_vm(s, groups, vm, event)
     elif isinstance(event, ev.InfraProblem):
         s.infra_problems.append({"vm": event.vm, "problem": event.problem, "message": event.message, "t": event.t})
+    elif isinstance(event, ev.Observation):
+        s.observations.append({"vm": event.vm, "topic": event.topic, "message": event.message,
+                               "value": event.value, "t": event.t})
+    elif isinstance(event, ev.JournalDropped):
+        s.journal_dropped = max(s.journal_dropped, event.dropped)
 
 
 def _fold_vm(s: Summary, groups: dict[tuple[str, str], FailureGroup], vm: VmSummary, event: ev.VmEvent) -> None:
@@ -253,6 +270,8 @@ def _fold_vm(s: Summary, groups: dict[tuple[str, str], FailureGroup], vm: VmSumm
         total = vm.throughput.setdefault(event.stressor, [0.0, 0])
         total[0] += event.bogo_ops_per_s
         total[1] += 1
+    elif isinstance(event, ev.ConsoleDropped):
+        vm.console_dropped_bytes = max(vm.console_dropped_bytes, event.dropped_bytes)
     elif isinstance(event, ev.FaultInjected):
         s.faults[event.fault] = s.faults.get(event.fault, 0) + 1
     elif isinstance(event, ev.Failure):
@@ -265,6 +284,7 @@ def _fold_vm(s: Summary, groups: dict[tuple[str, str], FailureGroup], vm: VmSumm
         group.count += 1
         group.expected += int(event.expected)
         group.corrupted = group.corrupted or event.corrupted
+        group.without_evidence += not event.evidence
         group.last_seen = event.t
         if event.vm not in group.vms:
             group.vms.append(event.vm)

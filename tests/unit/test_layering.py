@@ -20,9 +20,9 @@ LAYERS: list[set[str]] = [
     {"supervisor", "exporter", "live", "render", "summary"},
     {"guest"},
     {"machine"},
-    {"profile", "recorder", "rundir", "journal", "metrics"},
+    {"profile", "recorder", "rundir", "journal", "metrics", "preflight"},
     {"faults", "load"},
-    {"vm", "image", "accel", "kvmprobe", "hostload", "hostoom", "classify", "detect"},
+    {"vm", "image", "accel", "kvmprobe", "hostload", "hostoom", "classify", "detect", "diskio"},
     {"events"},
     {"kinds", "errors", "units", "clock", "__init__"},
 ]
