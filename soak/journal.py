@@ -121,19 +121,24 @@ class Journal:
         return True
 
     async def writer(self) -> None:
-        """Write records until `close`; then the queued ones, for at most `CLOSE_TIMEOUT_S`."""
+        """Write records until `close`; then the queued ones, for at most `CLOSE_TIMEOUT_S`.
+
+        The end waits for the thread in real time, blocking (the run is over by then):
+        no loop timer races the thread, on a real or a virtual clock.
+        """
         self._loop = asyncio.get_running_loop()
         self._thread.start()
+        deadline = 1.0  # cancelled (a second Ctrl-C): give queued records a moment only
         try:
             await self._stop_requested.wait()
             self._journal_dropped(final=True)
-            await self._thread.run_after_pending(self._finish, CLOSE_TIMEOUT_S)
-        except TimeoutError:
-            log.error("journal: the disk did not take the last records within %.0fs", CLOSE_TIMEOUT_S)
+            deadline = CLOSE_TIMEOUT_S
         finally:
+            self._thread.submit(self._finish, force=True)
             self._thread.stop()
-            if not self._thread.join(1.0):  # cancelled, or a stuck disk: give queued records a chance
-                log.error("journal: %d bytes of records not written", self._thread.pending_bytes)
+            if not self._thread.join(deadline):
+                log.error("journal: the disk did not take the last %d bytes of records within %.0fs",
+                          self._thread.pending_bytes, deadline)
 
     def close(self) -> None:
         """No more records; the writer finishes what is queued, then returns."""

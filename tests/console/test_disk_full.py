@@ -46,7 +46,7 @@ class Run:
         self.store = ConsoleStore(SPEC.name, self.run_dir.vm_dir(SPEC.name), limit_bytes=64 << 20, emit=self.emit,
                                   on_write_error=self.alarm.write_failed)
         self.recorder = FailureRecorder(SPEC, self.run_dir, seed=1, soak_command=lambda _s: "soak run",
-                                        faults=FaultDriver(SPEC, seed=1, emit=self.emit, memory_s=60),
+                                        faults=FaultDriver(SPEC.name, SPEC.faults, index_in_group=0, seed=1, emit=self.emit, memory_s=60),
                                         emit=self.emit, console=self.store, on_write_error=self.alarm.write_failed)
 
     def emit(self, event: ev.Event) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from pathlib import Path
 
@@ -113,6 +114,7 @@ async def test_a_disk_that_refuses_is_reported_once_and_the_rest_counted(tmp_pat
         store.write(b"line\n")
     assert await store.tail(5) == b"line\n"
     await store.close()
+    await asyncio.sleep(0)  # the writer thread's report reaches the loop
     assert len(errors) == 1 and errors[0][0] == "the console of vm-0"
     marker = store._memory_tail().index(b"line")
     assert store.dropped_bytes == marker + store.seen_bytes

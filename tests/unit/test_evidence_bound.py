@@ -23,7 +23,7 @@ SPEC = VmSpec(name="g-0", group="g", index=0, vcpus=1, memory_mib=256, machine="
 
 
 def recorder(run_dir: RunDir, events: list[ev.Event], **kwargs: object) -> FailureRecorder:
-    faults = FaultDriver(SPEC, seed=1, emit=events.append, memory_s=60)
+    faults = FaultDriver(SPEC.name, SPEC.faults, index_in_group=0, seed=1, emit=events.append, memory_s=60)
     return FailureRecorder(SPEC, run_dir, seed=1, faults=faults, soak_command=lambda _s: "soak run p.toml",
                            emit=events.append, **kwargs)  # type: ignore[arg-type]
 
