@@ -29,12 +29,12 @@ def test_memory_the_host_does_not_have_is_exit_2_in_one_line(tmp_path: Path) -> 
         [[group]]
         name = "huge"
         count = 2
-        memory = "900T"
+        memory = "1T"
     """)
     done = soak_run(profile, tmp_path / "run")
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"CapacityError: {profile}: the fleet needs 1800.0 TiB")
+    assert len(lines) == 1 and lines[0].startswith(f"CapacityError: {profile}: the fleet needs 2.0 TiB")
     assert not (tmp_path / "run").exists()
 
 

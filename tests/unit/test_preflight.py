@@ -38,11 +38,11 @@ class Image:
 
 
 def test_a_fleet_larger_than_the_host_is_one_line() -> None:
-    p = profile(count=2, memory="900T")
+    p = profile(count=2, memory="1T")
     with pytest.raises(CapacityError) as err:
         check_memory("p.toml", p, expand_fleet(p), HOST, "tcg")
     message = str(err.value)
-    assert message.startswith("p.toml: the fleet needs 1800.0 TiB of memory") and "\n" not in message
+    assert message.startswith("p.toml: the fleet needs 2.0 TiB of memory") and "\n" not in message
     assert "run.memory_overcommit = 1" in message
 
 
