@@ -7,6 +7,7 @@ soak working as intended. Exceptions are for soak's own inability to work::
      +-- SoakError                 exit code 3 unless a subclass says otherwise
           +-- UsageError           exit 2: bad command line
           +-- ProfileError         exit 2: a profile is invalid (file, field, problem)
+          +-- CapacityError        exit 2: the profile asks for more than this host has
           +-- InfraError           exit 3: the machinery failed, not the guest
                +-- ImageError      the guest image cannot be built or found
                +-- AccelError      no usable accelerator / QEMU binary
@@ -48,6 +49,12 @@ class ProfileError(SoakError):
         self.problem = problem
         where = f"{path}: {field}" if field else path
         super().__init__(f"{where}: {problem}")
+
+
+class CapacityError(SoakError):
+    """A profile asks for more memory or disk than this host has; found before any QEMU starts."""
+
+    exit_code = 2
 
 
 class InfraError(SoakError):

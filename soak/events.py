@@ -174,6 +174,48 @@ class Failure(VmEvent):
     expected: bool = False
     """True when a profile declared this failure as the intended outcome of a fault."""
     message: str = ""
+    occurrence: int = 1
+    """How many times this signature (kind + title) was seen on this VM, this one included."""
+    evidence_note: str = ""
+    """Why evidence is missing or partial: a repeat beyond ``evidence_per_signature``, a full disk."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsoleDropped(VmEvent):
+    """Console bytes the VM's store did not keep (soak.vm.console): the classifier still saw them.
+
+    Sent at most once a minute while bytes are being dropped, and at the end of a boot that dropped.
+    """
+
+    type: ClassVar[str] = "console-dropped"
+    boot: int
+    dropped_bytes: int
+    """Over all the VM's boots so far."""
+    kept_bytes: int
+    """On disk now (at most ``limit_bytes``)."""
+    limit_bytes: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Observation(Event):
+    """Something worth a person's attention that is neither a guest failure nor soak's own trouble."""
+
+    type: ClassVar[str] = "observation"
+    vm: str | None = None
+    topic: str
+    """A short fixed word: ``console-flood`` (``value`` in bytes/s)."""
+    message: str
+    value: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalDropped(Event):
+    """Sampled records (heartbeats, process samples, workload figures) the journal dropped
+    because its disk was slower than the events; failures and lifecycle records are never dropped."""
+
+    type: ClassVar[str] = "journal-dropped"
+    dropped: int
+    """Over the whole run so far."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -214,7 +256,9 @@ class InfraProblem(Event):
     problem: str
     """A short fixed word: ``launch`` (QEMU did not start), ``qmp`` / ``agent`` (a channel
     could not connect), ``host-starved`` (a lost heartbeat the host explains), ``fault`` (a
-    fault could not be applied), ``soak-bug`` (a runner crashed; its VM was retired)."""
+    fault could not be applied), ``soak-bug`` (a runner crashed; its VM was retired),
+    ``disk-full`` (the run directory cannot be written: full or read-only; the run stops),
+    ``disk-low`` (free space fell under ``run.min_free_disk``; the run stops)."""
     message: str
 
 
@@ -240,6 +284,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
         WorkloadMetrics,
         FaultInjected,
         Failure,
+        ConsoleDropped,
+        Observation,
+        JournalDropped,
         VmStopped,
         VmRestarting,
         VmRetired,

@@ -43,7 +43,7 @@ from soak.faults.catalog import fault_type
 from soak.faults.settings import FaultSettings
 from soak.kinds import Kind
 from soak.load.settings import LoadSettings
-from soak.units import Seconds, between, parse_size_mib
+from soak.units import Bytes, Seconds, between, format_bytes, parse_size_bytes, parse_size_mib
 
 MIN_MEMORY_MIB = 96
 """The default guest kernel needs 72 MiB to boot; leave it room for its agent."""
@@ -60,6 +60,10 @@ MAX_SEED = 2**63 - 1
 
 Timeout = Annotated[Seconds, between(0.1, DAY_S)]
 """A watch timeout or interval: from 100 ms (tighter misses the event loop's own jitter) to a day."""
+
+
+MIN_CONSOLE_LIMIT = 64 * 1024
+"""Below this a console limit cannot hold one boot log."""
 
 
 class _Strict(BaseModel):
@@ -82,6 +86,33 @@ def _name(value: str, pattern: str, rule: str) -> str:
     if not re.fullmatch(pattern, value):
         raise ValueError(f"{_quoted(value)} is not a name: {rule}")
     return value
+def _disk_floor(value: Any) -> Any:
+    """Accept a size (``"1G"``) or a share of the disk (``"5%"``)."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            percent = float(value.strip()[:-1])
+        except ValueError:
+            raise ValueError(f"{value!r} is not a share such as '5%'") from None
+        if not 0 <= percent < 100:
+            raise ValueError(f"{value!r}: a share of the disk must be from 0% to under 100%")
+        return {"share": percent / 100}
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        return {"size": parse_size_bytes(value)}
+    return value
+
+
+class DiskFloor(_Strict):
+    """Free space the run leaves on its disk: a size, or a share of the disk."""
+
+    size: int = Field(default=0, ge=0)
+    share: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    def of(self, total_bytes: int) -> int:
+        """The floor in bytes on a disk of ``total_bytes``."""
+        return max(self.size, int(self.share * total_bytes))
+
+    def __str__(self) -> str:
+        return f"{self.share:.0%}" if self.share else format_bytes(self.size)
 
 
 class RunSettings(_Strict):
@@ -98,6 +129,14 @@ class RunSettings(_Strict):
     """A crashed QEMU's core dump: ``backtrace`` (gdb's backtrace of all threads into the
     evidence, the core deleted), ``keep`` (the core too, at most two per VM in
     ``vms/VM/cores/``), ``off`` (no core dump)."""
+    console_limit: Bytes = Field(default=256 << 20, ge=MIN_CONSOLE_LIMIT, le=1 << 40)
+    """Console bytes kept per VM over all its boots: each boot's head and the newest output."""
+    evidence_per_signature: int = Field(default=3, ge=1, le=1000)
+    """Evidence folders kept per failure signature (kind + title) per VM; repeats are counted only."""
+    memory_overcommit: float = Field(default=1.0, gt=0.0, le=64.0)
+    """The fleet's memory (guests + QEMU) may be this multiple of the host's memory."""
+    min_free_disk: Annotated[DiskFloor, BeforeValidator(_disk_floor)] = DiskFloor(size=1 << 30)
+    """The run stops cleanly when its disk has less free space (``"1G"``, or ``"5%"`` of the disk)."""
 
     @field_validator("name")
     @classmethod

@@ -57,6 +57,7 @@ def render_summary(summary: Summary, console: Console, run_dir: Path | None = No
             table.add_column(column, overflow="fold")
         for group in summary.failures:
             count = str(group.count) + (f" ({group.expected} expected)" if group.expected else "")
+            count += f" ({group.without_evidence} without evidence)" if group.without_evidence else ""
             table.add_row(
                 group.kind, escape(group.title) + (" [dim](corrupted)[/]" if group.corrupted else ""),
                 count, escape(", ".join(group.vms)), _when(group.first_seen), _when(group.last_seen),
@@ -80,6 +81,8 @@ def render_summary(summary: Summary, console: Console, run_dir: Path | None = No
         console.print(f"[yellow]soak problem[/] {problem['vm'] or ''} {problem['problem']}: {escape(problem['message'])}")
     if summary.infra_total > 10:
         console.print(f"[yellow]... and {summary.infra_total - 10} more soak problems[/]")
+    for observation in summary.observations[:10]:
+        console.print(f"[cyan]observation[/] {observation['topic']}: {escape(observation['message'])}")
     if summary.torn_tail or summary.skipped_records:
         console.print(f"[dim]journal: torn last line={summary.torn_tail}, unreadable records={summary.skipped_records}[/]")
     console.print(f"Verdict: [{_VERDICT_STYLE[summary.verdict]}]{summary.verdict}[/] (exit code {summary.exit_code})")

@@ -6,14 +6,20 @@ Layout::
       journal.jsonl               every event (soak.journal)
       profile.toml                the profile as run
       summary.json, summary.txt   written at the end (soak summary can rebuild them)
-      vms/VM/console.log          the whole serial console, all boots, with boot markers
+      .soak-reserve               disk space held for the end of a run that fills its disk
+      vms/VM/console.log          the serial console, all boots, with boot markers; within
+                                  run.console_limit with console.NNNN.log and console.head-B.log
+                                  (soak.vm.segments)
       vms/VM/qemu-stderr.log      QEMU's own messages
-      vms/VM/failures/NNN-KIND/   evidence of one failure (see write_evidence)
+      vms/VM/failures/NNN-KIND/   evidence of one failure (see write_evidence); the first
+                                  run.evidence_per_signature of each signature per VM
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -21,7 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from soak.diskio import make_reserve
 from soak.journal import JOURNAL_NAME
+
+RESERVE_BYTES = 1 << 20
+"""The journal's last records and the summary after a full disk: a few KiB to some 100 KiB."""
 
 
 def default_run_dir(profile_name: str, base: Path = Path("runs")) -> Path:
@@ -58,6 +68,10 @@ class RunDir:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "vms").mkdir(exist_ok=True)
 
+    def make_reserve(self, size: int = RESERVE_BYTES) -> Path | None:
+        """Hold ``size`` bytes for the end of the run (see soak.diskio.DiskAlarm); None if impossible."""
+        return make_reserve(self.root, size)
+
     def vm_dir(self, vm: str) -> Path:
         path = self.root / "vms" / vm
         path.mkdir(parents=True, exist_ok=True)
@@ -93,17 +107,30 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:40] or "failure"
 
 
-def write_evidence(folder: Path, files: Mapping[str, str | bytes], facts: Mapping[str, Any]) -> None:
+def write_evidence(folder: Path, files: Mapping[str, str | bytes], facts: Mapping[str, Any]) -> dict[str, OSError]:
     """Write the files of one failure's evidence plus ``failure.json`` with its facts.
 
-    Each file is written on its own, so a crash in the middle keeps what was written.
+    Each file is written on its own, so a crash in the middle keeps what was
+    written, and a file the disk refuses (full, read-only) does not stop the
+    others: smaller ones may still fit. A file cut short is removed.
+
+    :return: the error of each file not written, by name (empty when all were).
     """
-    for name, content in files.items():
+    missing: dict[str, OSError] = {}
+    documents: dict[str, str | bytes] = {**files, "failure.json": json.dumps(facts, indent=2, default=str) + "\n"}
+    for name, content in documents.items():
         target = folder / name
-        if isinstance(content, bytes):
-            target.write_bytes(content)
-        else:
-            target.write_text(content, encoding="utf-8")
-        if name.endswith(".sh"):
-            target.chmod(0o755)
-    (folder / "failure.json").write_text(json.dumps(facts, indent=2, default=str) + "\n")
+        data = content if isinstance(content, bytes) else content.encode("utf-8")
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o755 if name.endswith(".sh") else 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            missing[name] = exc
+            with contextlib.suppress(OSError):
+                target.unlink(missing_ok=True)
+    return missing

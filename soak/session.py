@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import shlex
@@ -28,11 +29,13 @@ from rich.console import Console
 from soak import __version__
 from soak import events as ev
 from soak.accel import AccelChoice, choose_accel, qemu_version
+from soak.diskio import RESERVE_NAME, DiskAlarm, disk_low_stopper, release_reserve, watch_free_disk
 from soak.errors import UsageError
 from soak.journal import Journal
 from soak.live import LiveView
 from soak.machine import BootImage, Host, host_tsc_khz
 from soak.machine.qemu import QemuLauncher
+from soak.preflight import check_disk, check_guest_faults, check_memory, estimate_disk, host_facts
 from soak.profile import Profile, VmSpec, expand_fleet
 from soak.recorder import Observer, Recorder
 from soak.render import render_summary
@@ -40,6 +43,7 @@ from soak.rundir import RunDir
 from soak.runmodel import RunModel, run_finished
 from soak.summary import Summary, load_summary
 from soak.supervisor import Supervisor
+from soak.units import format_bytes
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +90,12 @@ def resolve_images(fleet: list[VmSpec], progress: Callable[[str], None]) -> dict
         if settings.kernel is not None and settings.initrd is not None:
             own = image_from_files(settings.kernel, settings.initrd)
             images[spec.group] = BootImage(own.kernel, own.initrd, extra, f"{own.kernel.name}",
-                                           agent=own.has("agent"))
+                                           agent=own.has("agent"), features=own.features, notes=own.notes)
         else:
             default = ensure_default_image(progress=progress)
             label = f"default:{default.kernel_release or default.key[:12]}"
-            images[spec.group] = BootImage(default.kernel, default.initrd, extra, label, agent=True)
+            images[spec.group] = BootImage(default.kernel, default.initrd, extra, label, agent=True,
+                                           features=default.features, notes=default.notes)
     return images
 
 
@@ -108,12 +113,17 @@ class Session:
         self.images: dict[str, BootImage] = {}
         self.qemu_version = ""
         self.supervisor: Supervisor | None = None
+        self.disk_reserve: Path | None = None
+        """Space held for the end of a run that fills its disk (give it to soak.diskio.DiskAlarm)."""
 
     def prepare(self) -> None:
-        """Everything that can fail before a guest starts.
+        """Everything that can fail before a guest starts (soak.preflight: memory, disk, faults).
 
         :raise AccelError: no QEMU, or KVM demanded but unusable.
+        :raise CapacityError: the fleet needs more memory or disk than this host has.
         :raise ImageError: no guest image.
+        :raise ProfileError: a guest fault the image cannot provoke.
+        :raise UsageError: the run directory cannot be created.
         """
         version = self.qemu_version = qemu_version(self.profile.run.qemu)
         self.accel = choose_accel(self.profile.run.accel)
@@ -122,9 +132,24 @@ class Session:
             self.console.print(f"QEMU {version}, accel {self.accel.accel}", highlight=False)
         else:
             self.console.print(f"QEMU {version}, accel {self.accel.accel}: {self.accel.reason}", highlight=False)
+        source = str(self.options.profile_path)
+        try:
+            facts = host_facts(self.run_dir.root)
+        except OSError as exc:
+            raise UsageError(f"run directory {self.run_dir.root}: {exc.strerror or exc}") from exc
+        check_memory(source, self.profile, self.fleet, facts, self.accel.accel)
+        check_disk(source, self.profile, self.fleet, facts, self.run_dir.root)
+        estimate = estimate_disk(self.profile, self.fleet)
+        self.console.print(f"disk: {estimate.describe(len(self.fleet))}; {format_bytes(facts.disk_free)} free",
+                           highlight=False)
         self.images = resolve_images(self.fleet, lambda line: self.console.print(f"image: {line}", highlight=False))
-        self.run_dir.create()
-        shutil.copyfile(self.options.profile_path, self.run_dir.root / "profile.toml")
+        check_guest_faults(source, self.profile, self.images)
+        try:
+            self.run_dir.create()
+            shutil.copyfile(self.options.profile_path, self.run_dir.root / "profile.toml")
+        except OSError as exc:
+            raise UsageError(f"cannot write the run directory {self.run_dir.root}: {exc.strerror or exc}") from exc
+        self.disk_reserve = self.run_dir.make_reserve()
 
     def soak_command(self, spec: VmSpec) -> str:
         return shlex.join([
@@ -159,6 +184,8 @@ class Session:
                          model: RunModel) -> None:
         """The fleet, the journal writer and the live view in one task group; RunFinished always."""
         live_stop = asyncio.Event()
+        alarm = supervisor.disk_alarm = DiskAlarm(recorder.emit, supervisor.request_stop, reserve=self.disk_reserve)
+        journal.on_write_error = alarm.trip
 
         async def guarded(part: Coroutine[Any, Any, None], name: str, *, essential: bool) -> None:
             try:
@@ -172,6 +199,9 @@ class Session:
         async with asyncio.TaskGroup() as tg:  # the journal writer and the live view end with the run
             tg.create_task(guarded(journal.writer(), "the journal writer", essential=True))
             tg.create_task(guarded(live.show(live_stop), "the live view", essential=False))
+            disk_watch = tg.create_task(guarded(watch_free_disk(
+                self.run_dir.root, self.profile.run.min_free_disk.of,
+                disk_low_stopper(recorder.emit, supervisor.request_stop)), "the free-disk watch", essential=False))
             recorder.emit(self._run_started())
             reason = "error"
             try:
@@ -183,6 +213,7 @@ class Session:
                 if task is not None:
                     task.uncancel()
             finally:
+                disk_watch.cancel()
                 live_stop.set()
                 recorder.emit(run_finished(model, reason))
                 journal.close()
@@ -217,12 +248,35 @@ class Session:
     def finish_summary(self) -> Summary:
         """Rebuild the summary from the journal (the one source of truth) and save it."""
         summary = load_summary(self.run_dir.journal)
-        write_summary_files(summary, self.run_dir.root)
+        for problem in write_summary_files(summary, self.run_dir.root):
+            self.console.print(f"[yellow]warning:[/] {problem}", highlight=False)
         return summary
 
 
-def write_summary_files(summary: Summary, root: Path) -> None:
-    """``summary.json`` and ``summary.txt`` next to the journal."""
-    (root / "summary.json").write_text(json.dumps(summary.to_json(), indent=2) + "\n")
-    with open(root / "summary.txt", "w", encoding="utf-8") as f:
-        render_summary(summary, Console(file=f, width=160, color_system=None), root)
+def write_summary_files(summary: Summary, root: Path) -> list[str]:
+    """``summary.json`` and ``summary.txt`` next to the journal, each on its own.
+
+    The disk reserve (soak.diskio.make_reserve) is released first: the summary
+    is the last thing a run writes. Each file is written whole or not at all
+    (a temporary file, then a rename), and one the disk refuses does not keep
+    the other from being tried; the printed summary never depends on either.
+
+    :return: one line per file that could not be written (empty when both were).
+    """
+    release_reserve(root / RESERVE_NAME)
+    text = io.StringIO()
+    render_summary(summary, Console(file=text, width=160, color_system=None), root)
+    problems: list[str] = []
+    for name, content in (("summary.json", json.dumps(summary.to_json(), indent=2) + "\n"),
+                          ("summary.txt", text.getvalue())):
+        target = root / name
+        partial = target.with_name(f".{name}.partial")
+        try:
+            partial.write_text(content, encoding="utf-8")
+            partial.replace(target)
+        except OSError as exc:
+            problems.append(f"cannot write {target}: {exc.strerror or exc} "
+                            f"(soak summary {root} rebuilds it from the journal)")
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+    return problems

@@ -48,6 +48,8 @@ class VmSummary:
     kernel: str = ""
     bogo_ops_per_s: dict[str, float] = field(default_factory=dict)
     """stress-ng bogo-ops/s per stressor, the mean over its runs on this VM."""
+    console_dropped_bytes: int = 0
+    """Console bytes not kept within run.console_limit (the classifier saw them all)."""
 
 
 @dataclass
@@ -76,6 +78,10 @@ class Summary:
     expectations: list[Expectation] = field(default_factory=list)
     verdict: str = "clean"
     """``clean``, ``failures`` or ``infra-error`` (soak.runmodel.verdict)."""
+    observations: list[dict[str, Any]] = field(default_factory=list)
+    """Worth knowing, neither a guest failure nor soak's trouble (a console flood)."""
+    journal_dropped: int = 0
+    """Sampled records the journal dropped because its disk fell behind."""
 
     @property
     def unexpected_failures(self) -> int:
@@ -127,6 +133,7 @@ class Summary:
                     "state": v.state,
                     "kernel": v.kernel,
                     "bogo_ops_per_s": {name: round(rate, 2) for name, rate in v.bogo_ops_per_s.items()},
+                    "console_dropped_bytes": v.console_dropped_bytes,
                 }
                 for v in self.vms.values()
             ],
@@ -142,6 +149,7 @@ class Summary:
                     "evidence": g.evidence,
                     "last_evidence": g.last_evidence,
                     "corrupted": g.corrupted,
+                    "without_evidence": g.without_evidence,
                 }
                 for g in self.failures
             ],
@@ -152,7 +160,9 @@ class Summary:
                 for e in self.expectations
             ],
             "infra_problems": self.infra_problems,
-            "journal": {"torn_tail": self.torn_tail, "skipped_records": self.skipped_records},
+            "observations": self.observations,
+            "journal": {"torn_tail": self.torn_tail, "skipped_records": self.skipped_records,
+                        "dropped_samples": self.journal_dropped},
             "metrics": self.metrics,
         }
 
@@ -185,6 +195,7 @@ def summary_of(model: RunModel, *, now: float | None = None) -> Summary:
                 state=vm.shown_state,
                 kernel=vm.kernel,
                 bogo_ops_per_s={name: rate.mean for name, rate in vm.throughput.items()},
+                console_dropped_bytes=vm.console_dropped_bytes,
             )
             for vm in model.vms.values()
         },
@@ -195,6 +206,9 @@ def summary_of(model: RunModel, *, now: float | None = None) -> Summary:
         metrics=run_totals(model, now).to_json(),
         expectations=model.expectation_results(),
         verdict=verdict_facts(model).verdict,
+        observations=[{"vm": o.vm, "topic": o.topic, "message": o.message, "value": o.value, "t": o.t}
+                      for o in model.observations],
+        journal_dropped=model.journal_dropped,
     )
 
 

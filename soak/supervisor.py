@@ -16,6 +16,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from soak.diskio import DiskAlarm
 from soak.guest import GuestRunner, GuestSetup, RunControl
 from soak.machine import MachineLauncher
 from soak.profile import Profile, VmSpec
@@ -50,6 +51,8 @@ class Supervisor:
         self.launcher = launcher
         self.soak_command = soak_command
         self.control = RunControl()
+        self.disk_alarm: DiskAlarm | None = None
+        """Set by the session before `run`: given to every runner."""
         self.runners: list[GuestRunner] = []
 
     def request_stop(self, reason: str) -> None:
@@ -77,6 +80,7 @@ class Supervisor:
             run_dir=self.run_dir,
             recorder=self.recorder,
             launcher=self.launcher,
+            disk_alarm=self.disk_alarm,
             boot_slots=asyncio.Semaphore(self.profile.run.max_parallel_boots),
             control=self.control,
             soak_command=self.soak_command,

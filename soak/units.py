@@ -23,6 +23,7 @@ MAX_TEXT = 64
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?\s*$", re.ASCII | re.IGNORECASE)
 _SIZE_MIB = {"": 1, "K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+_SIZE_BYTES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
 def parse_duration(value: object) -> float:
@@ -91,6 +92,34 @@ def parse_size_mib(value: object) -> int:
     return int(mib)
 
 
+def parse_size_bytes(value: str | int) -> int:
+    """Bytes in a size: a number of bytes, or ``512K``, ``256M``, ``1GiB`` (powers of 1024).
+
+    :raise ValueError: not a size.
+    """
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as '256M' or '1G'")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{value}: a size cannot be negative")
+        return value
+    match = _SIZE.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a size such as '512K', '256M' or '1G'")
+    return int(float(match.group(1)) * _SIZE_BYTES[match.group(2).upper()])
+
+
+def format_bytes(n: float) -> str:
+    """A short human form in powers of 1024: ``812 B``, ``64.0 KiB``, ``1.5 GiB``."""
+    if abs(n) < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        n /= 1024
+        if abs(n) < 1024:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1024:.1f} TiB"
+
+
 def format_duration(seconds: float) -> str:
     """A short human form: ``2m05s``, ``3h12m``, ``1d04h``."""
     s = round(seconds)
@@ -129,3 +158,5 @@ Seconds = Annotated[float, BeforeValidator(parse_duration)]
 """A profile field holding a duration, in seconds."""
 MiB = Annotated[int, BeforeValidator(parse_size_mib)]
 """A profile field holding a memory size, in MiB."""
+Bytes = Annotated[int, BeforeValidator(parse_size_bytes)]
+"""A profile field holding a size in bytes (a console or disk budget)."""

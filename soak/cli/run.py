@@ -29,13 +29,15 @@ from soak.session import RunOptions, Session
 @click.option("--vm", "only_vms", multiple=True, help="Run only this VM of the fleet (repeatable), e.g. to reproduce.")
 @click.option("--metrics-listen", help="host:port for /metrics (port 0: any free port; '' disables).")
 @click.option("--pushgateway", help="Push the final figures to this Pushgateway URL at the end.")
+@click.option("--console-limit", help="Override run.console_limit: console bytes kept per VM, e.g. 64M.")
 @click.option("-v", "--verbose", count=True, help="More logging on stderr.")
 def run(profile_path: Path, duration: str | None, seed: int | None, accel: str | None, run_dir: Path | None,
-        only_vms: tuple[str, ...], metrics_listen: str | None, pushgateway: str | None, verbose: int) -> None:
+        only_vms: tuple[str, ...], metrics_listen: str | None, pushgateway: str | None, console_limit: str | None,
+        verbose: int) -> None:
     """Soak the fleet of PROFILE; exit 0 clean, 1 failures, 2 bad profile, 3 soak failed."""
     logging.basicConfig(level=logging.WARNING - 10 * verbose, format="%(asctime)s %(name)s: %(message)s")
     overrides: dict[str, Any] = {"duration": duration, "seed": seed, "accel": accel,
-                                 "metrics_listen": metrics_listen}
+                                 "metrics_listen": metrics_listen, "console_limit": console_limit}
     profile = load_profile(profile_path, overrides)
     console = output_console()
     options = RunOptions(

@@ -36,7 +36,7 @@ from soak.guest.watchers import (
 )
 from soak.machine import Machine
 from soak.vm import evidence
-from soak.vm.console import ConsoleLog
+from soak.vm.console import ConsoleSink
 from soak.vm.process import describe_exit
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ async def first_of(*events: asyncio.Event) -> None:
 class BootRun:
     """Watches one boot from launch to reap; the watchers reach the boot and the failure flow through it."""
 
-    def __init__(self, vm: VmContext, boot: Boot, console_log: ConsoleLog) -> None:
+    def __init__(self, vm: VmContext, boot: Boot, console_log: ConsoleSink) -> None:
         self.vm = vm
         self.boot = boot
         self.watch = vm.watch

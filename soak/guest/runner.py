@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from soak import clock
 from soak import events as ev
 from soak.classify import ConsoleTriage
 from soak.detect.trend import DEFAULT_WARMUP_S, ResourceTrends
+from soak.diskio import DiskAlarm
 from soak.errors import LaunchError
 from soak.faults.driver import FaultDriver
 from soak.guest.boot import Boot, BootSlot, Phase
@@ -32,7 +32,7 @@ from soak.machine import Machine, MachineLauncher
 from soak.profile import Profile, VmSpec
 from soak.recorder import Recorder
 from soak.rundir import RunDir
-from soak.vm.console import ConsoleLog
+from soak.vm.console import ConsoleStore
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ class GuestSetup:
     control: RunControl
     soak_command: Callable[[VmSpec], str]
     """The soak command line that re-runs one VM alone (for reproducers)."""
+    disk_alarm: DiskAlarm | None = None
+    """The run's reaction to a disk that refuses writes (an InfraProblem and a clean stop)."""
 
 
 class GuestRunner:
@@ -68,10 +70,16 @@ class GuestRunner:
         watch = setup.profile.watch
         faults = FaultDriver(spec.name, spec.faults, index_in_group=spec.index_in_group, seed=seed, emit=self.emit,
                              memory_s=max(120.0, 3 * watch.hang_timeout))
+        on_write_error = setup.disk_alarm.write_failed if setup.disk_alarm is not None else None
+        self.console = ConsoleStore(spec.name, setup.run_dir.vm_dir(spec.name),
+                                    limit_bytes=setup.profile.run.console_limit, emit=self.emit,
+                                    on_write_error=on_write_error)
         self.vm = VmContext(
             spec=spec, watch=watch, seed=seed, control=setup.control, faults=faults, emit=self.emit,
             failures=FailureRecorder(spec, setup.run_dir, seed=seed, faults=faults,
-                                     soak_command=setup.soak_command, emit=self.emit),
+                                     soak_command=setup.soak_command, emit=self.emit,
+                                     evidence_per_signature=setup.profile.run.evidence_per_signature,
+                                     console=self.console, on_write_error=on_write_error),
             on_ready=self._on_ready,
         )
 
@@ -97,6 +105,8 @@ class GuestRunner:
             detail = "".join(traceback.format_exception(exc)[-3:]).strip()
             self.emit(ev.InfraProblem(vm=self.spec.name, problem="soak-bug", message=detail))
             self.emit(ev.VmRetired(vm=self.spec.name, reason="soak failed on this VM"))
+        finally:
+            await self.console.close()
 
     async def wait_ready(self) -> BootHandle | None:
         """The current boot once it is ready to take a fault; None when the run stops."""
@@ -140,9 +150,7 @@ class GuestRunner:
         self.boots += 1
         number = self.boots
         setup = self.setup
-        console_log = ConsoleLog(setup.run_dir.console_log(self.spec.name))
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        console_log.write(f"\n===== soak: {self.spec.name} boot {number} at {stamp} =====\n".encode())
+        console_log = self.console.open_boot(number)
         slot = BootSlot(setup.boot_slots)
         try:
             await slot.acquire()
@@ -167,7 +175,7 @@ class GuestRunner:
             return ended_badly, f"QEMU cannot start this VM: {boot.host_trouble}" if boot.retire else None
         finally:
             slot.release()
-            console_log.close()
+            self.console.end_boot()
 
     def _trend_warmup_s(self) -> float:
         """A ramping load grows guest memory use on purpose: wait for the ramp before judging trends."""

@@ -28,7 +28,7 @@ from soak.load.driver import LoadDriver
 from soak.machine import Postmortem
 from soak.vm.agent import AgentLog, Heartbeat, Hello, JobExit, JobOutput
 from soak.vm.channels import GuestAgent
-from soak.vm.console import ConsoleLog, ConsoleReader
+from soak.vm.console import ConsoleReader, ConsoleSink
 from soak.vm.qmp import QmpEvent
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def _console_verdict(report: Report) -> Verdict:
 class ConsoleWatch:
     """Saves the console and hands every line to the boot's crash triage."""
 
-    def __init__(self, run: BootRun, console_log: ConsoleLog) -> None:
+    def __init__(self, run: BootRun, console_log: ConsoleSink) -> None:
         self.run_ = run
         self._reader = ConsoleReader(run.machine.console, console_log, self._on_line)
         self.stage_lines: deque[str] = deque(maxlen=STAGE_LINES)

@@ -28,6 +28,10 @@ class BootImage:
     label: str
     agent: bool
     """soak's agent is the guest's /init: heartbeats, commands, guest faults."""
+    features: frozenset[str] = frozenset()
+    """What the guest can do (soak.image.model.FEATURE_*): checked against the profile's faults."""
+    notes: tuple[str, ...] = ()
+    """Why a feature is missing (e.g. no compiler for the fault module)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,8 @@ class FailureGroup:
     """How many of ``count`` a profile declared as the intended outcome of a fault."""
     corrupted: bool = False
     """Some report of it was too damaged to trust its title."""
+    without_evidence: int = 0
+    """Occurrences recorded without an evidence folder (repeats past ``evidence_per_signature``)."""
 
     @property
     def unexpected(self) -> int:
@@ -54,6 +56,7 @@ class FailureGroup:
         self.count += 1
         self.expected += int(e.expected)
         self.corrupted = self.corrupted or e.corrupted
+        self.without_evidence += not e.evidence
         self.first_seen = min(self.first_seen, e.t)
         if e.t >= self.last_seen:
             self.last_seen = e.t
@@ -71,6 +74,7 @@ class FailureGroup:
             self.last_seen, self.last_evidence = other.last_seen, other.last_evidence
         self.count += other.count
         self.expected += other.expected
+        self.without_evidence += other.without_evidence
         self.corrupted = self.corrupted or other.corrupted
         self.vms.extend(vm for vm in other.vms if vm not in self.vms)
 

@@ -14,12 +14,15 @@ from collections.abc import Callable
 from typing import Any
 
 from soak.events import (
+    ConsoleDropped,
     Event,
     Failure,
     FaultInjected,
     Heartbeat,
     HeartbeatLate,
     InfraProblem,
+    JournalDropped,
+    Observation,
     ProcessSample,
     RunFinished,
     RunStarted,
@@ -53,6 +56,8 @@ DETECTORS = ("console", "heartbeat", "qmp", "process", "workload", "trend", "boo
 
 MAX_KEPT_PROBLEMS = 100
 """Infra problems kept whole (the first ones, usually the cause); all are counted."""
+MAX_KEPT_OBSERVATIONS = 100
+"""Observations (a console flood ...) kept whole; at most one per VM and topic is expected."""
 
 
 class RunModel:
@@ -74,6 +79,10 @@ class RunModel:
         """Soak problems by problem word (at most 32 words, then ``other``)."""
         self.problems: list[InfraProblem] = []
         """The first `MAX_KEPT_PROBLEMS` soak problems, whole."""
+        self.observations: list[Observation] = []
+        """The first `MAX_KEPT_OBSERVATIONS` observations: worth knowing, not failures."""
+        self.journal_dropped = 0
+        """Sampled records the journal dropped because its disk fell behind (its latest count)."""
         self.faults_injected: dict[str, int] = {}
         """Faults by name (at most 32 names, then ``other``)."""
         self.signatures = Signatures()
@@ -105,6 +114,9 @@ class RunModel:
             VmRestarting: self._vm_restarting,
             VmRetired: self._vm_retired,
             InfraProblem: self._infra,
+            Observation: self._observation,
+            ConsoleDropped: self._console_dropped,
+            JournalDropped: self._journal_dropped,
             RunFinished: self._run_finished,
         }
         self.detail: RunDetail | None = RunDetail(self) if detail else None
@@ -293,6 +305,17 @@ class RunModel:
         self.infra_problems[problem] = self.infra_problems.get(problem, 0) + 1
         if len(self.problems) < MAX_KEPT_PROBLEMS:
             self.problems.append(e)
+
+    def _observation(self, e: Observation) -> None:
+        if len(self.observations) < MAX_KEPT_OBSERVATIONS:
+            self.observations.append(e)
+
+    def _console_dropped(self, e: ConsoleDropped) -> None:
+        vm = self._vm(e.vm)
+        vm.console_dropped_bytes = max(vm.console_dropped_bytes, e.dropped_bytes)
+
+    def _journal_dropped(self, e: JournalDropped) -> None:
+        self.journal_dropped = max(self.journal_dropped, e.dropped)
 
     def _run_finished(self, e: RunFinished) -> None:
         self.finished = e

@@ -20,11 +20,11 @@ LAYERS: list[set[str]] = [
     {"supervisor", "exporter", "live", "render", "summary"},
     {"guest"},
     {"machine"},
-    {"profile", "recorder", "rundir", "metrics"},
+    {"profile", "recorder", "rundir", "metrics", "preflight"},
     {"runmodel"},
     {"journal"},
     {"faults", "load"},
-    {"vm", "image", "accel", "kvmprobe", "hostload", "hostoom", "classify", "detect"},
+    {"vm", "image", "accel", "kvmprobe", "hostload", "hostoom", "classify", "detect", "diskio"},
     {"events"},
     {"kinds", "errors", "units", "clock", "typedjson", "__init__"},
 ]

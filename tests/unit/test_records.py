@@ -128,7 +128,7 @@ def test_unparseable_lines_are_skipped_not_raised(tmp_path: Path) -> None:
     assert contents.torn_tail
     summary = load_summary(path)
     assert summary.skipped_records == 4 and summary.torn_tail
-    assert summary.to_json()["journal"] == {"torn_tail": True, "skipped_records": 4}
+    assert summary.to_json()["journal"] == {"torn_tail": True, "skipped_records": 4, "dropped_samples": 0}
 
 
 def _every_event() -> list[ev.Event]:
@@ -152,5 +152,8 @@ def _every_event() -> list[ev.Event]:
         ev.VmRestarting(t=108.0, vm="a-0", boot=2, after_s=1.0),
         ev.VmRetired(t=109.0, vm="a-0", reason="max restarts"),
         ev.InfraProblem(t=109.0, vm="a-0", problem="qmp", message="no answer"),
+        ev.ConsoleDropped(t=109.5, vm="a-0", boot=1, dropped_bytes=4096, kept_bytes=1024, limit_bytes=2048),
+        ev.Observation(t=109.6, vm="a-0", topic="console-flood", message="64 KiB/s", value=65536.0),
+        ev.JournalDropped(t=109.7, dropped=3),
         ev.RunFinished(t=160.0, reason="deadline", verdict="failures", failures=1, infra_problems=1),
     ]

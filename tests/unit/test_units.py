@@ -1,6 +1,12 @@
 import pytest
 
-from soak.units import format_duration, parse_duration, parse_size_mib
+from soak.units import (
+    format_bytes,
+    format_duration,
+    parse_duration,
+    parse_size_bytes,
+    parse_size_mib,
+)
 
 
 @pytest.mark.parametrize(
@@ -32,3 +38,12 @@ def test_format_duration() -> None:
     assert format_duration(125) == "2m05s"
     assert format_duration(3 * 3600 + 720) == "3h12m"
     assert format_duration(86400 + 4 * 3600) == "1d04h"
+
+
+@pytest.mark.parametrize(("text", "n"), [("512K", 512 * 1024), ("256M", 256 << 20), ("1GiB", 1 << 30), (4096, 4096)])
+def test_byte_sizes(text: str | int, n: int) -> None:
+    assert parse_size_bytes(text) == n
+
+
+def test_format_bytes() -> None:
+    assert [format_bytes(n) for n in (812, 65536, 1.5 * 2**30, 3 * 2**40)] == ["812 B", "64.0 KiB", "1.5 GiB", "3.0 TiB"]
