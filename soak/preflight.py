@@ -20,13 +20,14 @@ and console bytes expected per VM-hour, from constants measured on real runs.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import psutil
 
+from soak.detect.launch import launch_preflight
 from soak.errors import CapacityError, ProfileError
 from soak.image.faults import FAULTS as GUEST_FAULTS
 from soak.image.faults import MODULE
@@ -201,6 +202,17 @@ class ImageCapabilities(Protocol):
     def features(self) -> frozenset[str]: ...
     @property
     def notes(self) -> tuple[str, ...]: ...
+
+
+def check_initrd_fits(source: str, fleet: Sequence[VmSpec], initrd_bytes: Mapping[str, int]) -> None:
+    """QEMU loads the initrd into guest RAM: one as large as a VM's memory can never boot.
+
+    :raise ProfileError: naming the VM's group and the memory it needs.
+    """
+    for spec in fleet:
+        problem = launch_preflight(spec.memory_mib, initrd_bytes.get(spec.group))
+        if problem is not None:
+            raise ProfileError(source, f"group {spec.group!r} memory", f"{spec.name}: {problem}")
 
 
 def check_guest_faults(source: str, profile: Profile, images: Mapping[str, ImageCapabilities]) -> None:

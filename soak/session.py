@@ -30,12 +30,19 @@ from soak import __version__
 from soak import events as ev
 from soak.accel import AccelChoice, choose_accel, qemu_version
 from soak.diskio import RESERVE_NAME, DiskAlarm, disk_low_stopper, release_reserve, watch_free_disk
-from soak.errors import UsageError
+from soak.errors import ImageError, UsageError
 from soak.journal import Journal
 from soak.live import LiveView
 from soak.machine import BootImage, Host, host_tsc_khz
 from soak.machine.qemu import QemuLauncher
-from soak.preflight import check_disk, check_guest_faults, check_memory, estimate_disk, host_facts
+from soak.preflight import (
+    check_disk,
+    check_guest_faults,
+    check_initrd_fits,
+    check_memory,
+    estimate_disk,
+    host_facts,
+)
 from soak.profile import Profile, VmSpec, expand_fleet
 from soak.recorder import Observer, Recorder
 from soak.render import render_summary
@@ -88,7 +95,10 @@ def resolve_images(fleet: list[VmSpec], progress: Callable[[str], None]) -> dict
         settings = spec.image
         extra = tuple(settings.append.split())
         if settings.kernel is not None and settings.initrd is not None:
-            own = image_from_files(settings.kernel, settings.initrd)
+            try:
+                own = image_from_files(settings.kernel, settings.initrd)
+            except ImageError as exc:  # the user's own file: their mistake, not soak's
+                raise UsageError(f"group {spec.group!r}: {exc}") from None
             images[spec.group] = BootImage(own.kernel, own.initrd, extra, f"{own.kernel.name}",
                                            agent=own.has("agent"), features=own.features, notes=own.notes)
         else:
@@ -144,6 +154,8 @@ class Session:
                            highlight=False)
         self.images = resolve_images(self.fleet, lambda line: self.console.print(f"image: {line}", highlight=False))
         check_guest_faults(source, self.profile, self.images)
+        check_initrd_fits(source, self.fleet, {group: image.initrd.stat().st_size
+                                               for group, image in self.images.items()})
         try:
             self.run_dir.create()
             shutil.copyfile(self.options.profile_path, self.run_dir.root / "profile.toml")

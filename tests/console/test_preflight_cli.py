@@ -55,3 +55,36 @@ def test_a_kernel_fault_on_an_image_that_cannot_provoke_it_is_exit_2(tmp_path: P
     assert done.stderr.strip() == (
         f"ProfileError: {profile}: group[0].fault[1]: guest fault 'oops' cannot be provoked in the image of "
         f"group 'own' (bzImage): it runs no soak agent (a user's own kernel and initrd)")
+
+
+def test_a_missing_kernel_or_an_initrd_larger_than_memory_is_exit_2(tmp_path: Path) -> None:
+    initrd = tmp_path / "initrd"
+    initrd.write_bytes(b"\0" * 1024)
+    missing = write(tmp_path / "missing.toml", f"""
+        [run]
+        accel = "tcg"
+        [[group]]
+        name = "own"
+        image = {{ kernel = "{tmp_path / 'no-such-bzImage'}", initrd = "{initrd}" }}
+    """)
+    done = soak_run(missing, tmp_path / "run")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"UsageError: group 'own': image.kernel {tmp_path / 'no-such-bzImage'}: No such file or directory"]
+
+    kernel, big = tmp_path / "bzImage", tmp_path / "big-initrd"
+    kernel.write_bytes(b"\0" * 1024)
+    with open(big, "wb") as f:
+        f.truncate(200 << 20)  # sparse: 200 MiB that cost nothing on disk
+    too_big = write(tmp_path / "big.toml", f"""
+        [run]
+        accel = "tcg"
+        [[group]]
+        name = "own"
+        memory = "128M"
+        image = {{ kernel = "{kernel}", initrd = "{big}" }}
+    """)
+    done = soak_run(too_big, tmp_path / "run2")
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ProfileError:") and "does not fit in 128 MiB" in lines[0]
