@@ -15,6 +15,7 @@ soak working as intended. Exceptions are for soak's own inability to work::
                +-- QMPError        QMP failed to connect or answer in time
                +-- AgentError      the guest agent channel failed
                +-- MetricsError    the metrics endpoint cannot be served
+               +-- HistoryError    the run history cannot be used (locked, damaged, newer)
 
 Third-party exceptions are wrapped where they enter soak, with ``from exc``,
 and cancellation is never wrapped.
@@ -96,3 +97,7 @@ class AgentError(InfraError):
 
 class MetricsError(InfraError):
     """The Prometheus endpoint could not be served."""
+
+
+class HistoryError(InfraError):
+    """The run history store cannot be used: locked too long, damaged, written by a newer soak."""

@@ -10,10 +10,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from soak.summary import Summary
+from soak.summary import Statuses, Summary
 from soak.units import format_duration
 
 _VERDICT_STYLE = {"clean": "bold green", "failures": "bold red", "infra-error": "bold yellow"}
+_STATUS_STYLE = {"new": "bold red", "regressed": "bold magenta", "flaky": "yellow", "known": "dim",
+                 "expected": "green"}
 
 
 def output_console() -> Console:
@@ -28,8 +30,10 @@ def _when(t: float) -> str:
     return time.strftime("%m-%d %H:%M:%S", time.localtime(t))
 
 
-def render_summary(summary: Summary, console: Console, run_dir: Path | None = None) -> None:
-    """Print the fleet, the soak totals and the failures grouped by signature."""
+def render_summary(summary: Summary, console: Console, run_dir: Path | None = None, *,
+                   statuses: Statuses | None = None, fail_on: str = "any") -> None:
+    """Print the fleet, the soak totals and the failures grouped by signature (with their
+    status in the history, when given)."""
     status = summary.finish_reason or ("running or interrupted" if summary.started else "no run recorded")
     console.print(
         f"[bold]soak run {escape(summary.run_id)}[/] · profile {escape(summary.profile)} · seed {summary.seed}"
@@ -37,8 +41,8 @@ def render_summary(summary: Summary, console: Console, run_dir: Path | None = No
     )
     fleet = Table(title="Fleet", title_justify="left")
     loaded = any(vm.bogo_ops_per_s for vm in summary.vms.values())
-    columns = ["VM", "vCPUs", "MiB", "boots", "uptime", "heartbeats", "failures", "state"]
-    for column in columns + (["bogo-ops/s (mean per run)"] if loaded else []):
+    fleet_columns = ["VM", "vCPUs", "MiB", "boots", "uptime", "heartbeats", "failures", "state"]
+    for column in fleet_columns + (["bogo-ops/s (mean per run)"] if loaded else []):
         fleet.add_column(column, justify="left" if column in ("VM", "state") else "right")
     for vm in summary.vms.values():
         row = [vm.name, str(vm.vcpus), str(vm.memory_mib), str(vm.boots), format_duration(vm.uptime_s),
@@ -53,12 +57,15 @@ def render_summary(summary: Summary, console: Console, run_dir: Path | None = No
     )
     if summary.failures:
         table = Table(title="Failures by signature", title_justify="left")
-        for column in ("kind", "title", "count", "VMs", "first seen", "last seen", "evidence"):
+        columns = ("kind", "title", "count", "VMs", "first seen", "last seen", "evidence")
+        for column in (("status", *columns) if statuses is not None else columns):
             table.add_column(column, overflow="fold")
         for group in summary.failures:
             count = str(group.count) + (f" ({group.expected} expected)" if group.expected else "")
             count += f" ({group.without_evidence} without evidence)" if group.without_evidence else ""
+            shown = [] if statuses is None else [_styled(statuses.get((group.kind, group.title), "?"))]
             table.add_row(
+                *shown,
                 group.kind, escape(group.title) + (" [dim](corrupted)[/]" if group.corrupted else ""),
                 count, escape(", ".join(group.vms)), _when(group.first_seen), _when(group.last_seen),
                 escape(str(run_dir / group.evidence) if run_dir else group.evidence),
@@ -85,7 +92,13 @@ def render_summary(summary: Summary, console: Console, run_dir: Path | None = No
         console.print(f"[cyan]observation[/] {observation['topic']}: {escape(observation['message'])}")
     if summary.torn_tail or summary.skipped_records:
         console.print(f"[dim]journal: torn last line={summary.torn_tail}, unreadable records={summary.skipped_records}[/]")
-    console.print(f"Verdict: [{_VERDICT_STYLE[summary.verdict]}]{summary.verdict}[/] (exit code {summary.exit_code})")
+    code = summary.exit_code_for(statuses, fail_on)
+    gate = f"; --fail-on {fail_on}: no new or regressed failure" if code != summary.exit_code else ""
+    console.print(f"Verdict: [{_VERDICT_STYLE[summary.verdict]}]{summary.verdict}[/] (exit code {code}{gate})")
+
+
+def _styled(status: str) -> str:
+    return f"[{_STATUS_STYLE.get(status, '')}]{status}[/]"
 
 
 def junit_xml(summary: Summary) -> str:

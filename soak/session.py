@@ -48,7 +48,7 @@ from soak.recorder import Observer, Recorder
 from soak.render import render_summary
 from soak.rundir import RunDir
 from soak.runmodel import RunModel, run_finished
-from soak.summary import Summary, load_summary
+from soak.summary import Statuses, Summary, load_summary
 from soak.supervisor import Supervisor
 from soak.units import format_bytes
 
@@ -265,8 +265,10 @@ class Session:
         return summary
 
 
-def write_summary_files(summary: Summary, root: Path) -> list[str]:
-    """``summary.json`` and ``summary.txt`` next to the journal, each on its own.
+def write_summary_files(summary: Summary, root: Path, statuses: Statuses | None = None,
+                        fail_on: str = "any") -> list[str]:
+    """``summary.json`` and ``summary.txt`` next to the journal, each on its own (with the
+    failures' statuses in the history, once ``soak run`` has recorded the run).
 
     The disk reserve (soak.diskio.make_reserve) is released first: the summary
     is the last thing a run writes. Each file is written whole or not at all
@@ -277,9 +279,10 @@ def write_summary_files(summary: Summary, root: Path) -> list[str]:
     """
     release_reserve(root / RESERVE_NAME)
     text = io.StringIO()
-    render_summary(summary, Console(file=text, width=160, color_system=None), root)
+    render_summary(summary, Console(file=text, width=160, color_system=None), root, statuses=statuses,
+                   fail_on=fail_on)
     problems: list[str] = []
-    for name, content in (("summary.json", json.dumps(summary.to_json(), indent=2) + "\n"),
+    for name, content in (("summary.json", json.dumps(summary.to_json(statuses, fail_on), indent=2) + "\n"),
                           ("summary.txt", text.getvalue())):
         target = root / name
         partial = target.with_name(f".{name}.partial")

@@ -7,11 +7,19 @@ whose soak was killed. Failures are grouped by signature (kind, title): a bug
 that fired forty times on twelve VMs is one line with its counts. The verdict
 is `soak.runmodel.verdict_facts`, the function that also wrote the run's
 `RunFinished`, so the two cannot disagree.
+
+The run history (``soak.history``) lends the views a *statuses* mapping,
+(kind, title) -> ``new`` | ``known`` | ``regressed`` | ``flaky`` | ``expected``,
+and ``--fail-on``: with ``new``, a run whose verdict is ``failures`` exits 1
+only when an unexpected failure is ``new`` or ``regressed`` (a bug that was
+gone and came back is news to a nightly job; a flaky or known one is not) or
+a declared expectation was missed; otherwise 0. Without statuses (no history)
+every failure counts, as with ``any``. Exit codes 0, 2 and 3 never change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,13 +30,21 @@ from soak.runmodel import (
     VERDICT_EXIT,
     Expectation,
     FailureGroup,
+    LoadedRun,
     RunModel,
     load_run,
     replay,
     verdict_facts,
 )
 
-__all__ = ["Expectation", "FailureGroup", "Summary", "VmSummary", "load_summary", "summarize", "summary_of"]
+__all__ = ["FAIL_ON", "Expectation", "FailureGroup", "Statuses", "Summary", "VmSummary", "load_summary",
+           "summarize", "summary_of", "summary_of_run"]
+
+Statuses = Mapping[tuple[str, str], str]
+"""A failure signature's status in its run, from the history: (kind, title) -> status."""
+FAIL_ON = ("any", "new")
+FAILING_STATUSES = frozenset({"new", "regressed"})
+"""The statuses that fail a run under ``--fail-on new``."""
 
 
 @dataclass
@@ -95,8 +111,16 @@ class Summary:
     def exit_code(self) -> int:
         return VERDICT_EXIT[self.verdict]
 
-    def to_json(self) -> dict[str, Any]:
-        """The machine-readable summary (``soak summary --json``)."""
+    def exit_code_for(self, statuses: Statuses | None, fail_on: str = "any") -> int:
+        """The exit code under ``--fail-on`` (module docstring)."""
+        if fail_on == "any" or statuses is None or self.verdict != "failures" or self.missed_expectations:
+            return self.exit_code
+        news = [g for g in self.failures if g.unexpected and statuses.get((g.kind, g.title), "new") in FAILING_STATUSES]
+        return 1 if news else 0
+
+    def to_json(self, statuses: Statuses | None = None, fail_on: str = "any") -> dict[str, Any]:
+        """The machine-readable summary (``soak summary --json``); each failure's ``status`` is
+        None without a history."""
         return {
             "run_id": self.run_id,
             "profile": self.profile,
@@ -107,7 +131,8 @@ class Summary:
             "finish_reason": self.finish_reason,
             "complete": self.finished is not None,
             "verdict": self.verdict,
-            "exit_code": self.exit_code,
+            "exit_code": self.exit_code_for(statuses, fail_on),
+            "fail_on": fail_on,
             "vm_hours": round(self.vm_hours, 4),
             "totals": {
                 "vms": len(self.vms),
@@ -141,6 +166,7 @@ class Summary:
                 {
                     "kind": g.kind,
                     "title": g.title,
+                    "status": None if statuses is None else statuses.get((g.kind, g.title)),
                     "count": g.count,
                     "expected": g.expected,
                     "vms": g.vms,
@@ -222,7 +248,11 @@ def load_summary(journal: Path) -> Summary:
 
     :raise FileNotFoundError: no journal there.
     """
-    loaded = load_run(journal)
+    return summary_of_run(load_run(journal))
+
+
+def summary_of_run(loaded: LoadedRun) -> Summary:
+    """The summary of a folded journal, with what reading it found (torn tail, skipped records)."""
     summary = summary_of(loaded.model)
     summary.torn_tail, summary.skipped_records = loaded.torn_tail, loaded.skipped_records
     return summary

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "profile": "soak.cli.profile:profile",
     "image": "soak.cli.image:image",
     "classify": "soak.cli.classify:classify",
+    "history": "soak.cli.history:history",
 }
 """Subcommand name -> "module:attribute" of its click command."""
 

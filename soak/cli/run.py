@@ -1,4 +1,5 @@
-"""`soak run PROFILE`: run a soak and print its summary; the exit code is the verdict."""
+"""`soak run PROFILE`: run a soak, record it in the history, print its summary; the exit code is
+the verdict (``--fail-on new``: only new or regressed failures fail it)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from typing import Any
 
 import click
 from prometheus_client import CollectorRegistry
+from rich.markup import escape
 
+from soak.cli.history import fail_on_option, history_options, history_use
 from soak.errors import MetricsError
 from soak.exporter import push_final, serve_metrics
 from soak.metrics import Metrics
 from soak.profile import load_profile
 from soak.render import output_console, render_summary
 from soak.rundir import default_run_dir
-from soak.session import RunOptions, Session
+from soak.session import RunOptions, Session, write_summary_files
 
 
 @click.command()
@@ -30,12 +33,16 @@ from soak.session import RunOptions, Session
 @click.option("--metrics-listen", help="host:port for /metrics (port 0: any free port; '' disables).")
 @click.option("--pushgateway", help="Push the final figures to this Pushgateway URL at the end.")
 @click.option("--console-limit", help="Override run.console_limit: console bytes kept per VM, e.g. 64M.")
+@history_options(opt_out=True)
+@fail_on_option
 @click.option("-v", "--verbose", count=True, help="More logging on stderr.")
 def run(profile_path: Path, duration: str | None, seed: int | None, accel: str | None, run_dir: Path | None,
         only_vms: tuple[str, ...], metrics_listen: str | None, pushgateway: str | None, console_limit: str | None,
+        history_path: Path | None, no_history: bool, regressed_after: int, flaky_window: int, fail_on: str,
         verbose: int) -> None:
     """Soak the fleet of PROFILE; exit 0 clean, 1 failures, 2 bad profile, 3 soak failed."""
     logging.basicConfig(level=logging.WARNING - 10 * verbose, format="%(asctime)s %(name)s: %(message)s")
+    history = history_use(history_path, no_history, regressed_after, flaky_window, fail_on)
     overrides: dict[str, Any] = {"duration": duration, "seed": seed, "accel": accel,
                                  "metrics_listen": metrics_listen, "console_limit": console_limit}
     profile = load_profile(profile_path, overrides)
@@ -50,6 +57,8 @@ def run(profile_path: Path, duration: str | None, seed: int | None, accel: str |
     metrics = Metrics(registry, hang_timeout_s=profile.watch.hang_timeout)
     options.observers.append(metrics)
     session = Session(options, console)
+    if warning := history.preflight():
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
     listen = profile.run.metrics_listen
     server = serve_metrics(registry, listen) if listen else None  # a busy port fails before any work
     try:
@@ -67,5 +76,12 @@ def run(profile_path: Path, duration: str | None, seed: int | None, accel: str |
             console.print(f"pushed the final figures to {pushgateway}")
         except MetricsError as exc:
             console.print(f"[yellow]warning:[/] {exc}")
-    render_summary(summary, console, options.run_dir)
-    sys.exit(summary.exit_code)
+    rated = history.record_and_rate(options.run_dir)
+    for warning in rated.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    if rated.statuses is not None:
+        write_summary_files(summary, options.run_dir, rated.statuses, fail_on)
+    elif fail_on == "new":
+        console.print("[yellow]warning:[/] without the history every failure counts (--fail-on any)")
+    render_summary(summary, console, options.run_dir, statuses=rated.statuses, fail_on=fail_on)
+    sys.exit(summary.exit_code_for(rated.statuses, fail_on))
