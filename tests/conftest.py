@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,3 +21,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "qemu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _history_of_the_tests() -> Iterator[None]:
+    """Every `soak run` a test starts records into a throwaway history, never the user's own."""
+    with tempfile.TemporaryDirectory(prefix="soak-test-history-") as folder:
+        old = os.environ.get("SOAK_HISTORY")
+        os.environ["SOAK_HISTORY"] = str(Path(folder) / "history.db")
+        try:
+            yield
+        finally:
+            if old is None:
+                os.environ.pop("SOAK_HISTORY", None)
+            else:
+                os.environ["SOAK_HISTORY"] = old

@@ -230,3 +230,30 @@ def test_run_events_are_what_soak_writes(tmp_path: Path) -> None:
     assert facts.verdict == "failures" and facts.vm_hours == pytest.approx(3 * (3600 - 5) / 3600)
     assert [(s.title, s.count) for s in facts.signatures] == [(WARN[1], 2), (LOCKUP[1], 1)]
     assert run_events("x", started=T0, finished=False)[-1].type == "vm-ready"
+
+
+def test_the_end_of_a_run_survives_a_history_it_cannot_use(tmp_path: Path) -> None:
+    """`soak run` records and rates through HistoryUse: a bad history is a warning, never an exception."""
+    from soak.history import Policy
+    from soak.history.hooks import HistoryUse
+
+    run_dir = write_run(tmp_path, "tonight", started=T0 + DAY, failures=[WARN])
+    rated = HistoryUse(HistoryLocation(damaged(tmp_path / "damaged"), True), Policy()).record_and_rate(run_dir)
+    assert rated.statuses is None and rated.outcome is None
+    [warning] = rated.warnings
+    assert warning.startswith("the history cannot be used: ") and "damaged" in warning
+
+    db = tmp_path / "h.db"
+    opened(db).close()
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        rated = HistoryUse(HistoryLocation(db, True, 0.2), Policy()).record_and_rate(run_dir)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert rated.outcome is None and rated.statuses == {("kernel-warning", WARN[1]): "new"}  # WAL: still read
+    [warning] = rated.warnings
+    assert warning.startswith("the run was not recorded in the history: ") and "locked" in warning
+    rated = HistoryUse(HistoryLocation(db, True), Policy()).record_and_rate(run_dir)
+    assert (rated.outcome, rated.warnings) == ("added", [])
