@@ -67,8 +67,12 @@ class HistoryUse:
                 try:
                     rated.outcome = record_run(store, facts, directory)
                 except (HistoryError, UsageError) as exc:
-                    rated.warnings.append(f"the run was not recorded in the history: {exc}")
-                rated.statuses = run_statuses(facts, store, self.policy)
+                    not_recorded = f"the run was not recorded in the history: {exc}"
+                else:
+                    not_recorded = ""
+                rated.statuses = run_statuses(facts, store, self.policy)  # reads go on while a writer waits
+                if not_recorded:
+                    rated.warnings.append(not_recorded)
         except (HistoryError, UsageError) as exc:
             rated.warnings.append(f"the history cannot be used: {exc}")
         return rated
