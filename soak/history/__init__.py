@@ -3,7 +3,7 @@
 A run is recorded from the one fold of its journal (`soak.runmodel.run_facts`):
 its identity, span, VM-hours, verdict and each failure signature it saw with
 the VMs and shapes it hit. Nothing is kept per event, so the store grows by
-about a kilobyte per run (``soak.history.store``).
+a few kilobytes per run (``soak.history.store``).
 
 ::
 

@@ -26,6 +26,8 @@ imported later that started *earlier* does, because the history then knows more.
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -89,7 +91,8 @@ class RunPoint:
 
 
 class Chronicle:
-    """Every run of a history in order, and which runs saw each signature; answers statuses."""
+    """Every run of a history in order, and which runs saw each signature; answers statuses
+    in O(log runs + window) each."""
 
     def __init__(self, runs: Iterable[RunPoint], seen: Mapping[Key, Iterable[str]]) -> None:
         self.runs = {run.run_id: run for run in runs}
@@ -97,17 +100,27 @@ class Chronicle:
         for run in sorted(self.runs.values(), key=lambda r: r.order):
             if run.comparable:
                 self._by_profile.setdefault(run.profile, []).append(run)
-        self._seen = {key: frozenset(ids) & self.runs.keys() for key, ids in seen.items()}
+        self._orders = {profile: [r.order for r in runs] for profile, runs in self._by_profile.items()}
+        self._seen: dict[Key, frozenset[str]] = {}
+        self._first: dict[Key, tuple[float, str]] = {}
+        self._first_in: dict[tuple[Key, str], tuple[float, str]] = {}
+        for key, ids in seen.items():
+            saw = self._seen[key] = frozenset(ids) & self.runs.keys()
+            for run in (self.runs[i] for i in saw):
+                self._first[key] = min(self._first.get(key, run.order), run.order)
+                if run.comparable:
+                    where = (key, run.profile)
+                    self._first_in[where] = min(self._first_in.get(where, run.order), run.order)
 
     def status(self, key: Key, run: RunPoint, policy: Policy) -> Status:
         """The status of ``key`` seen in ``run`` (which need not be in the chronicle)."""
         saw = self._seen.get(key, frozenset())
-        before = [self.runs[run_id] for run_id in saw if run_id != run.run_id]
-        before = [r for r in before if r.order < run.order]
-        profile = [r for r in self._by_profile.get(run.profile, []) if r.order < run.order and r.run_id != run.run_id]
+        runs = self._by_profile.get(run.profile, [])
+        before = bisect.bisect_left(self._orders.get(run.profile, []), run.order)
+        never = (math.inf, "")
         return status_of(
-            seen_before=bool(before),
-            seen_in_profile_before=any(r.profile == run.profile and r.comparable for r in before),
-            recent=[r.run_id in saw for r in profile[-policy.window:]],
+            seen_before=self._first.get(key, never) < run.order,
+            seen_in_profile_before=self._first_in.get((key, run.profile), never) < run.order,
+            recent=[r.run_id in saw for r in runs[max(0, before - policy.window):before]],
             policy=policy,
         )

@@ -12,8 +12,9 @@ such transaction, so two processes may create the same new file at once.
 
 Size: what a run keeps is bounded by the run model (at most 1000 signatures,
 VM names and shapes capped at `MAX_VMS_KEPT` per signature, titles at
-`MAX_TITLE`), never by its number of events: about 1 KiB per run plus about
-0.3 KiB per signature it saw (``bench/history.py``). ``soak history prune``
+`MAX_TITLE`), never by its number of events: about 0.2 KiB per run plus about
+0.4 KiB per signature it saw, at most about 5 MiB for a run at the model's bound
+(``bench/history.py``). ``soak history prune``
 forgets old runs; freed pages are returned to the file system.
 
 Errors, one line each: a store soak cannot use (locked past the timeout,
