@@ -19,7 +19,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from soak.history import Filters, HistoryLocation, HistoryStore, Policy, list_runs, list_signatures, run_statuses
+from soak.history import (
+    Filters,
+    HistoryLocation,
+    HistoryStore,
+    Policy,
+    list_runs,
+    list_signatures,
+    run_statuses,
+)
 from soak.runmodel import RunFacts, SignatureFacts, VmShape
 
 DAY = 86400.0

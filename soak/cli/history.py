@@ -92,6 +92,7 @@ def parse_since(text: str | None, now: float) -> float | None:
 
 
 def _open(ctx: click.Context, history_path: Path | None, *, create: bool) -> tuple[HistoryLocation, HistoryStore | None]:
+    """The subcommand's --history, else the group's (which $SOAK_HISTORY fills)."""
     location = HistoryLocation.resolve(history_path or (ctx.obj or {}).get("history_path"))
     return location, HistoryStore.open(location, create=create)
 
@@ -137,8 +138,8 @@ def history(ctx: click.Context, history_path: Path | None, regressed_after: int,
 
 @history.command("import")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--history", "history_path", type=click.Path(path_type=Path), envvar="SOAK_HISTORY",
-              help="The history database.")
+@click.option("--history", "history_path", type=click.Path(path_type=Path),
+              help="The history database (default: soak history's --history, $SOAK_HISTORY, the XDG path).")
 @click.pass_context
 def import_(ctx: click.Context, run_dirs: tuple[Path, ...], history_path: Path | None) -> None:
     """Record old or copied runs (idempotent: a run already recorded is left as it is); exit 2 if
@@ -153,8 +154,8 @@ def import_(ctx: click.Context, run_dirs: tuple[Path, ...], history_path: Path |
 
 
 @history.command("runs")
-@click.option("--history", "history_path", type=click.Path(path_type=Path), envvar="SOAK_HISTORY",
-              help="The history database.")
+@click.option("--history", "history_path", type=click.Path(path_type=Path),
+              help="The history database (default: soak history's --history, $SOAK_HISTORY, the XDG path).")
 @click.option("--profile", help="Only runs of this profile.")
 @click.option("--since", help="Only runs started in this window (7d) or since this date.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -175,8 +176,8 @@ def runs(ctx: click.Context, history_path: Path | None, profile: str | None, sin
 
 
 @history.command("prune")
-@click.option("--history", "history_path", type=click.Path(path_type=Path), envvar="SOAK_HISTORY",
-              help="The history database.")
+@click.option("--history", "history_path", type=click.Path(path_type=Path),
+              help="The history database (default: soak history's --history, $SOAK_HISTORY, the XDG path).")
 @click.option("--keep", required=True, help="Forget runs that started longer ago than this, e.g. 365d.")
 @click.pass_context
 def prune(ctx: click.Context, history_path: Path | None, keep: str) -> None:

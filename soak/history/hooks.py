@@ -11,6 +11,7 @@ as if the run were recorded, and never creates a history file.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from soak.history.listing import run_statuses
 from soak.history.status import Key, Policy, Status
 from soak.history.store import HistoryLocation, HistoryStore, Outcome
 from soak.runmodel import RunFacts
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -75,6 +78,10 @@ class HistoryUse:
                     rated.warnings.append(not_recorded)
         except (HistoryError, UsageError) as exc:
             rated.warnings.append(f"the history cannot be used: {exc}")
+        except Exception as exc:  # a bug here must not cost a finished run its summary or verdict
+            log.exception("recording the run in the history failed")
+            rated.statuses = None
+            rated.warnings.append(f"the history failed (a soak bug, please report it): {exc!r}")
         return rated
 
     def rate(self, facts: RunFacts) -> dict[Key, Status] | None:

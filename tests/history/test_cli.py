@@ -211,3 +211,22 @@ def test_prune_runs_keeps_failures_longer_and_never_touches_a_running_run(
     assert sorted(p.name for p in root.iterdir()) == ["clean-new", "failed-mid", "not-a-run", "quiet", "running"]
     code, _, err = soak(capsys, "history", "prune-runs", str(root), "--keep-clean", "30d", "--keep-failed", "7d")
     assert code == 2 and "at least as long" in err
+
+
+def test_which_history_and_prune(tmp_path: Path, db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--history after `history` or after the subcommand beats $SOAK_HISTORY; prune forgets old runs."""
+    now = time.time()
+    runs = [write_run(tmp_path / "runs", f"r{i}", started=now - (400 - i * 100) * DAY, failures=[WARN])
+            for i in range(4)]
+    other = tmp_path / "other.db"
+    assert soak(capsys, "history", "--history", str(other), "import", *map(str, runs))[0] == 0
+    assert other.exists() and not db.exists()
+    code, out, _ = soak(capsys, "history", "prune", "--keep", "365d", "--history", str(other))
+    assert code == 0 and out.startswith("forgot 1 runs")
+    code, out, _ = soak(capsys, "history", "--history", str(other), "runs", "--json")
+    assert [r["run_id"] for r in json.loads(out)["runs"]] == ["r1", "r2", "r3"]
+    code, out, _ = soak(capsys, "history", "--history", str(other), "--json")
+    [signature] = json.loads(out)["signatures"]
+    assert signature["runs_seen"] == 3 and signature["status"] == "known"
+    code, _, err = soak(capsys, "history", "prune", "--keep", "forever")
+    assert code == 2 and "--keep" in err
