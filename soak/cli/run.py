@@ -80,10 +80,8 @@ def run(profile_path: Path, duration: str | None, seed: int | None, accel: str |
     for warning in rated.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
     if rated.statuses is not None:
-        try:
-            write_summary_files(summary, options.run_dir, rated.statuses, fail_on)
-        except OSError as exc:  # the summary without statuses is on disk already
-            console.print(f"[yellow]warning:[/] summary.json keeps no statuses: {escape(str(exc))}")
+        for problem in write_summary_files(summary, options.run_dir, rated.statuses, fail_on):
+            console.print(f"[yellow]warning:[/] {escape(problem)}")  # the one without statuses stays
     elif fail_on == "new":
         console.print("[yellow]warning:[/] without the history every failure counts (--fail-on any)")
     render_summary(summary, console, options.run_dir, statuses=rated.statuses, fail_on=fail_on)
