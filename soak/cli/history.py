@@ -49,7 +49,7 @@ def history_options(*, opt_out: bool) -> Callable[[F], F]:
         if opt_out:
             f = click.option("--no-history", is_flag=True, help="Neither read nor record the run history.")(f)
         return click.option("--history", "history_path", type=click.Path(path_type=Path), envvar="SOAK_HISTORY",
-                            help="The history database (default $XDG_DATA_HOME/soak/history.db).")(f)
+                            help="The history database (or $SOAK_HISTORY; default $XDG_DATA_HOME/soak/history.db).")(f)
     return decorate
 
 
