@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "profile": "soak.cli.profile:profile",
     "image": "soak.cli.image:image",
     "classify": "soak.cli.classify:classify",
+    "report": "soak.cli.report:report",
+    "compare": "soak.cli.compare:compare",
 }
 """Subcommand name -> "module:attribute" of its click command."""
 
