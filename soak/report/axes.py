@@ -19,10 +19,14 @@ TIME_STEPS = (
 Formatter = Callable[[float], str]
 
 
-def value_ticks(low: float, high: float, target: int = 5) -> list[float]:
-    """About ``target`` round ticks (1, 2, 5 times a power of ten) covering ``[low, high]``."""
+def value_ticks(low: float, high: float, target: int = 5, *, binary: bool = False) -> list[float]:
+    """About ``target`` round ticks (1, 2, 5 times a power of ten) covering ``[low, high]``;
+    ``binary``: round in the largest binary unit below ``high`` (KiB, MiB, GiB) for sizes."""
     if not (math.isfinite(low) and math.isfinite(high)):
         return [0.0]
+    if binary:
+        unit = float(1024 ** max(0, min(4, int(math.log(max(abs(high), 1.0), 1024)))))
+        return [round(t * unit, 6) for t in value_ticks(low / unit, high / unit, target)]
     if high <= low:
         high = low + (abs(low) or 1.0)
     raw = (high - low) / max(1, target)
@@ -40,6 +44,12 @@ def time_ticks(span_s: float, target: int = 8) -> list[float]:
     if step is None:
         step = TIME_STEPS[-1] * math.ceil(span_s / target / TIME_STEPS[-1])
     return [float(i * step) for i in range(int(span_s // step) + 1)]
+
+
+def px(value: float) -> float | int:
+    """A pixel coordinate, rounded to 0.1 (and written without ``.0``): SVG stays small."""
+    rounded = round(value, 1)
+    return int(rounded) if rounded == int(rounded) else rounded
 
 
 def elapsed(seconds: float) -> str:

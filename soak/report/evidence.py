@@ -9,9 +9,10 @@ are ``vms/VM/failures/...``; a report written elsewhere gets the relative path
 from its folder to the run directory in front, which works while both stay
 where they are (or are archived together).
 
-What is read from a folder is bounded: at most `MAX_FILES` names and an
-excerpt of at most `EXCERPT_LINES` lines / `EXCERPT_BYTES` bytes, so a
-failure with a huge console costs the report a few KiB.
+What is read from a folder is bounded: at most `MAX_FILES` names and two
+excerpts (the classified report's head, the console's tail) of at most
+`EXCERPT_LINES` lines / `EXCERPT_BYTES` bytes each, so a failure with a huge
+console costs the report a few KiB.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ MAX_FILES = 16
 EXCERPT_LINES = 60
 EXCERPT_BYTES = 8192
 EXCERPT_SOURCES = (("report.txt", "head"), ("console-tail.log", "tail"))
-"""Where an excerpt comes from, in order of preference: the classified report, else the console's end."""
+"""The files excerpted, and which end of each: the classified report, the console before the failure."""
 
 
 def link_prefix(run_dir: Path, report: Path) -> str:
@@ -62,9 +63,8 @@ class Folder:
 
     files: tuple[str, ...]
     more_files: int
-    excerpt: str
-    excerpt_from: str
-    """The file the excerpt was read from ("" if none)."""
+    excerpts: tuple[tuple[str, str], ...]
+    """(file name, its excerpt) of each of `EXCERPT_SOURCES` present and readable."""
 
 
 def read_folder(run_dir: Path, evidence: str) -> Folder | None:
@@ -80,12 +80,13 @@ def read_folder(run_dir: Path, evidence: str) -> Folder | None:
         names = sorted(entry.name for entry in folder.iterdir() if entry.is_file())
     except OSError:
         return None
+    excerpts = []
     for name, end in EXCERPT_SOURCES:
         if name in names and (folder / name).resolve().is_relative_to(root):
             text = _excerpt(folder / name, end)
             if text:
-                return Folder(tuple(names[:MAX_FILES]), max(0, len(names) - MAX_FILES), text, name)
-    return Folder(tuple(names[:MAX_FILES]), max(0, len(names) - MAX_FILES), "", "")
+                excerpts.append((name, text))
+    return Folder(tuple(names[:MAX_FILES]), max(0, len(names) - MAX_FILES), tuple(excerpts))
 
 
 def _excerpt(path: Path, end: str) -> str:

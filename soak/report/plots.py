@@ -49,7 +49,8 @@ class Fleet:
 
 
 def series_plot(fleet: Fleet, chart_id: str, title: str, pick: Callable[[VmDetail], Buckets | None],
-                fmt: Formatter, *, worst: bool = False, zero: bool = True, joined: bool = False) -> Plot:
+                fmt: Formatter, *, worst: bool = False, zero: bool = True, joined: bool = False,
+                binary: bool = False) -> Plot:
     """One line per VM that has points in the series ``pick`` chooses."""
     lines: list[Line] = []
     for index, (name, detail) in enumerate(fleet.vms):
@@ -59,7 +60,7 @@ def series_plot(fleet: Fleet, chart_id: str, title: str, pick: Callable[[VmDetai
             continue
         gap = None if joined else 3 * max(points[0].width_s, JOURNAL_SAMPLE_S)
         lines.append(Line(name, fleet.colour(index), [_xy(p, fleet.t0, worst) for p in points], gap))
-    svg = line_chart(chart_id, title, lines, span_s=fleet.span_s, fmt=fmt, zero=zero)
+    svg = line_chart(chart_id, title, lines, span_s=fleet.span_s, fmt=fmt, zero=zero, binary=binary)
     return Plot(chart_id, title, svg, tuple((line.label, line.color) for line in lines))
 
 
@@ -78,7 +79,7 @@ def all_plots(fleet: Fleet) -> list[Plot]:
             _throughput(stressor), plain, joined=True))
     plots += [
         series_plot(fleet, "rss", "QEMU resident memory (mean per interval)", lambda d: d.rss, size_bytes,
-                    zero=False),
+                    zero=False, binary=True),
         series_plot(fleet, "threads", "QEMU threads (mean per interval)", lambda d: d.threads, plain,
                     zero=False),
         series_plot(fleet, "fds", "QEMU open file descriptors (mean per interval)", lambda d: d.fds, plain,

@@ -78,7 +78,7 @@ def _signature(group: FailureGroup, anchor: str, t0: float, run_dir: Path, prefi
                statuses: Mapping[tuple[str, str], str] | None) -> Markup:
     status = statuses.get((group.kind, group.title), "") if statuses is not None else ""
     badge = el("span", status, class_=f"status {status}" if status in STATUSES else "status") if status else None
-    count = f"{group.count} times" + (f" ({group.expected} expected)" if group.expected else "")
+    count = ("once" if group.count == 1 else f"{group.count} times") + (f" ({group.expected} expected)" if group.expected else "")
     vms = ", ".join(group.vms[:MAX_VMS_NAMED]) + (
         f" and {len(group.vms) - MAX_VMS_NAMED} more" if len(group.vms) > MAX_VMS_NAMED else "")
     seen = (f"first at +{elapsed(group.first_seen - t0)}, last at +{elapsed(group.last_seen - t0)}"
@@ -100,7 +100,7 @@ def _evidence(group: FailureGroup, run_dir: Path, prefix: str) -> Markup:
     if not paths:
         return el("p", "No evidence folder recorded.", class_="note")
     items: list[Markup] = []
-    excerpt: Markup | None = None
+    excerpts: list[Markup] = []
     for which, path in zip(("first", "newest"), paths, strict=False):
         link = evidence.href(prefix, path)
         folder = evidence.read_folder(run_dir, path)
@@ -112,13 +112,16 @@ def _evidence(group: FailureGroup, run_dir: Path, prefix: str) -> Markup:
                 files += [" ", el("a", name, href=file_link, class_="file")]
             if folder.more_files:
                 files.append(f" and {folder.more_files} more")
-            if excerpt is None and folder.excerpt:
-                excerpt = el("details", el("summary", f"{folder.excerpt_from} of the {which} occurrence"),
-                             el("pre", folder.excerpt))
-        elif folder is None:
+            if not excerpts:
+                end = {"report.txt": "", "console-tail.log": " (its end)"}
+                excerpts = [el("details", el("summary", f"{name}{end.get(name, '')}, {which} occurrence"),
+                               el("pre", text), class_="excerpt") for name, text in folder.excerpts]
+        elif link is None:
+            files.append(" (not a path inside the run directory: not linked)")
+        else:
             files.append(" (not found here)")
         items.append(el("li", f"{which}: ", shown, files))
-    return el("div", el("ul", items, class_="evidence"), excerpt)
+    return el("div", el("ul", items, class_="evidence"), excerpts)
 
 
 def vm_table(model: RunModel, details: Mapping[str, VmDetail]) -> Markup:

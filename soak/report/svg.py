@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from soak.report.axes import Formatter, elapsed, time_ticks, value_ticks
+from soak.report.axes import Formatter, elapsed, px, time_ticks, value_ticks
 from soak.report.markup import Markup, el, void
 
 WIDTH = 960
@@ -66,14 +66,15 @@ class Scale:
 
 
 def line_chart(chart_id: str, title: str, lines: Sequence[Line], *, span_s: float, fmt: Formatter,
-               zero: bool = True) -> Markup:
-    """One chart; ``zero``: the value axis starts at 0 (else at the lowest value, to show a slope)."""
+               zero: bool = True, binary: bool = False) -> Markup:
+    """One chart; ``zero``: the value axis starts at 0 (else at the lowest value, to show a slope);
+    ``binary``: ticks round in KiB / MiB / GiB."""
     values = [v for line in lines for _, v in line.points if math.isfinite(v)]
     low = min(values, default=0.0)
     high = max(values, default=1.0)
     if zero:
         low = min(0.0, low)
-    ticks = value_ticks(low, high)
+    ticks = value_ticks(low, high, binary=binary)
     scale = Scale(max(span_s, 1.0), ticks[0], ticks[-1] if ticks[-1] > ticks[0] else ticks[0] + 1.0)
     body = [
         el("title", title),
@@ -92,9 +93,9 @@ def line_chart(chart_id: str, title: str, lines: Sequence[Line], *, span_s: floa
 def _value_axis(scale: Scale, ticks: Sequence[float], fmt: Formatter) -> Markup:
     parts: list[Markup] = []
     for tick in ticks:
-        y = _r(scale.y(tick))
-        parts.append(void("line", x1=LEFT, x2=LEFT + _r(scale.width), y1=y, y2=y, class_="grid"))
-        parts.append(el("text", fmt(tick), x=LEFT - 6, y=_r(y + 4), class_="tick", text_anchor="end"))
+        y = px(scale.y(tick))
+        parts.append(void("line", x1=LEFT, x2=LEFT + px(scale.width), y1=y, y2=y, class_="grid"))
+        parts.append(el("text", fmt(tick), x=LEFT - 6, y=px(y + 4), class_="tick", text_anchor="end"))
     return el("g", parts)
 
 
@@ -102,9 +103,9 @@ def _time_axis(scale: Scale) -> Markup:
     parts: list[Markup] = []
     bottom = TOP + scale.height
     for tick in time_ticks(scale.span_s):
-        x = _r(scale.x(tick))
-        parts.append(void("line", x1=x, x2=x, y1=TOP, y2=_r(bottom), class_="grid"))
-        parts.append(el("text", elapsed(tick), x=x, y=_r(bottom + 16), class_="tick", text_anchor="middle"))
+        x = px(scale.x(tick))
+        parts.append(void("line", x1=x, x2=x, y1=TOP, y2=px(bottom), class_="grid"))
+        parts.append(el("text", elapsed(tick), x=x, y=px(bottom + 16), class_="tick", text_anchor="middle"))
     return el("g", parts)
 
 
@@ -128,7 +129,7 @@ def _line(line: Line, scale: Scale) -> Markup:
     parts: list[Markup] = [el("title", line.label)]
     if commands:
         parts.append(void("path", d="".join(commands), stroke=line.color, class_="line"))
-    parts += [void("circle", cx=_r(x), cy=_r(y), r=2.5, fill=line.color) for x, y in dots]
+    parts += [void("circle", cx=px(x), cy=px(y), r=2.5, fill=line.color) for x, y in dots]
     return el("g", parts, class_="series", data_label=line.label)
 
 
@@ -137,10 +138,6 @@ def _flush(run: list[tuple[float, float]], commands: list[str], dots: list[tuple
         dots.append(run[0])
     elif run:
         x0, y0 = run[0]
-        rest = " ".join(f"{_r(x)} {_r(y)}" for x, y in run[1:])
-        commands.append(f"M{_r(x0)} {_r(y0)}L{rest}")
+        rest = " ".join(f"{px(x)} {px(y)}" for x, y in run[1:])
+        commands.append(f"M{px(x0)} {px(y0)}L{rest}")
 
-
-def _r(value: float) -> float | int:
-    rounded = round(value, 1)
-    return int(rounded) if rounded == int(rounded) else rounded

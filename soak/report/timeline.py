@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from soak.report.axes import elapsed, time_ticks
+from soak.report.axes import elapsed, px, time_ticks
 from soak.report.markup import Markup, el, void
 from soak.runmodel import FailureMark, VmDetail
 
@@ -76,7 +76,7 @@ def fleet_timeline(rows: Sequence[Row], *, t0: float, span_s: float, end: float,
 
     body: list[Markup] = [el("title", "Fleet timeline")]
     for tick in time_ticks(span_s):
-        tx = _r(x(t0 + tick))
+        tx = px(x(t0 + tick))
         body.append(void("line", x1=tx, x2=tx, y1=AXIS - 4, y2=height, class_="grid"))
         body.append(el("text", elapsed(tick), x=tx, y=AXIS - 8, class_="tick", text_anchor="middle"))
     marks = 0
@@ -118,7 +118,7 @@ def _bars(spans: Sequence[Span], css: str, prefix: str, y: float, height: float,
     for span in spans:
         left = x(span.start)
         width = max(1.5, x(span.end) - left)
-        bars.append(el("rect", el("title", prefix + span.title), x=_r(left), y=y, width=_r(width),
+        bars.append(el("rect", el("title", prefix + span.title), x=px(left), y=y, width=px(width),
                        height=height, class_=css))
     return bars
 
@@ -133,7 +133,7 @@ def _failure_marks(failures: Iterable[FailureMark], y: float, x: Callable[[float
     for column in sorted(columns):
         marks = columns[column]
         first = marks[0]
-        cx = _r(x(first.t))
+        cx = px(x(first.t))
         titles = Counter(f"{m.kind}: {m.title}" + (" (expected)" if m.expected else "") for m in marks)
         text = "; ".join(f"{t} x{n}" if n > 1 else t for t, n in titles.most_common(3))
         if len(titles) > 3:
@@ -145,7 +145,3 @@ def _failure_marks(failures: Iterable[FailureMark], y: float, x: Callable[[float
         out.append(el("a", marker, href=f"#{anchor}") if anchor else marker)
     return out
 
-
-def _r(value: float) -> float | int:
-    rounded = round(value, 1)
-    return int(rounded) if rounded == int(rounded) else rounded
