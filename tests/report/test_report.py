@@ -20,7 +20,17 @@ from soak.report.svg import Line, line_chart
 from soak.report.timeline import MERGE_PX, Row, fleet_timeline
 from soak.runmodel import replay
 from soak.runmodel.series import SERIES_BUCKETS
-from tests.report.journals import HOSTILE, T0, beat, info, sample, started, steady_run, write_evidence, write_run
+from tests.report.journals import (
+    HOSTILE,
+    T0,
+    beat,
+    info,
+    sample,
+    started,
+    steady_run,
+    write_evidence,
+    write_run,
+)
 
 EVIDENCE = "vms/g-1/failures/001-kernel-warning"
 SVG = "{http://www.w3.org/2000/svg}"
