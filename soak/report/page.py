@@ -63,7 +63,7 @@ def document(loaded: LoadedRun, run_dir: Path, *, prefix: str,
         raise ValueError("the report needs a model folded with detail=True")
     t0 = model.run.t if model.run else _first_time(detail.vms.values(), model.end())
     end = model.end()
-    span = max(end - t0, model.run.duration_s if model.run else 0.0, 1.0)
+    span = max(end - t0, 1.0)  # what happened, not what was planned (a run stopped early fills the axis)
     names = list(model.vms) + [name for name in detail.vms if name not in model.vms]
     fleet = Fleet([(name, detail.vms.get(name)) for name in names], t0, span)
     groups = model.failure_groups()
