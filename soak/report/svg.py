@@ -137,7 +137,18 @@ def _flush(run: list[tuple[float, float]], commands: list[str], dots: list[tuple
     if len(run) == 1:
         dots.append(run[0])
     elif run:
-        x0, y0 = run[0]
-        rest = " ".join(f"{px(x)} {px(y)}" for x, y in run[1:])
-        commands.append(f"M{px(x0)} {px(y0)}L{rest}")
+        kept = _without_flat_interiors([(px(x), px(y)) for x, y in run])
+        x0, y0 = kept[0]
+        rest = " ".join(f"{x} {y}" for x, y in kept[1:])
+        commands.append(f"M{x0} {y0}L{rest}")
+
+
+def _without_flat_interiors(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Drops the inner points of horizontal stretches (same pixel row): the same picture, far
+    smaller for the flat lines most threads and fds series are."""
+    kept = points[:1]
+    for i in range(1, len(points) - 1):
+        if not points[i - 1][1] == points[i][1] == points[i + 1][1]:
+            kept.append(points[i])
+    return [*kept, points[-1]] if len(points) > 1 else kept
 

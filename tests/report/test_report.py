@@ -81,6 +81,13 @@ def test_a_line_breaks_where_the_vm_was_down_and_shows_lone_points() -> None:
     assert [t.text for t in svg.iter(f"{SVG}title")] == ["t", "a", "b"]
 
 
+def test_flat_stretches_cost_two_points() -> None:
+    flat = [(float(t), 9.0) for t in range(0, 6000, 60)] + [(6000.0, 10.0)]
+    svg = ET.fromstring(line_chart("x", "t", [Line("a", "#000", flat, gap_s=180)], span_s=6000, fmt=str))
+    [path] = [p.get("d") or "" for p in svg.iter(f"{SVG}path")]
+    assert len(re.findall(r"[\d.]+ [\d.]+", path)) == 3, path  # start, end of the flat, the step up
+
+
 def test_a_dense_timeline_is_merged_to_a_bounded_number_of_marks() -> None:
     """A week of faults every 90 s and failures every 10 minutes: marks per row bounded by pixels."""
     events: list[ev.Event] = [started([info("g-0")], duration_s=7 * 86400)]
