@@ -55,9 +55,18 @@ def run_facts(loaded: LoadedRun, run_dir: Path) -> Markup:
         ("soak problems", str(model.infra_total)),
         ("run directory", str(run_dir)),
     ]
-    if loaded.skipped_records or loaded.torn_tail:
-        rows.append(("journal", f"{loaded.skipped_records} unreadable records skipped"
-                     + ("; torn last line (soak was killed while writing)" if loaded.torn_tail else "")))
+    journal = [f"{loaded.skipped_records} unreadable records skipped"] if loaded.skipped_records else []
+    if loaded.torn_tail:
+        journal.append("torn last line (soak was killed while writing)")
+    if model.journal_dropped:
+        journal.append(f"{model.journal_dropped} sampled records dropped (the disk fell behind): "
+                       "the plots have gaps there")
+    if journal:
+        rows.append(("journal", "; ".join(journal)))
+    dropped = [vm for vm in model.vms.values() if vm.console_dropped_bytes]
+    if dropped:
+        rows.append(("consoles", f"{size_bytes(sum(vm.console_dropped_bytes for vm in dropped))} not kept on "
+                                 f"{len(dropped)} VMs (over console_limit; the classifier saw every line)"))
     return el("table", (el("tr", el("th", k), el("td", v)) for k, v in rows), class_="facts")
 
 
@@ -79,6 +88,8 @@ def _signature(group: FailureGroup, anchor: str, t0: float, run_dir: Path, prefi
     status = statuses.get((group.kind, group.title), "") if statuses is not None else ""
     badge = el("span", status, class_=f"status {status}" if status in STATUSES else "status") if status else None
     count = ("once" if group.count == 1 else f"{group.count} times") + (f" ({group.expected} expected)" if group.expected else "")
+    if group.without_evidence:
+        count += f", {group.without_evidence} without an evidence folder"
     vms = ", ".join(group.vms[:MAX_VMS_NAMED]) + (
         f" and {len(group.vms) - MAX_VMS_NAMED} more" if len(group.vms) > MAX_VMS_NAMED else "")
     seen = (f"first at +{elapsed(group.first_seen - t0)}, last at +{elapsed(group.last_seen - t0)}"
@@ -159,6 +170,16 @@ def expectations(model: RunModel) -> Markup | None:
                el("td", "met" if r.met else "MISSED"), class_=None if r.met else "bad") for r in results]
     head = el("tr", (el("th", h) for h in ("VM", "expected", "detected", "after", "")))
     return el("table", el("thead", head), el("tbody", rows), class_="vms")
+
+
+def observations(model: RunModel) -> Markup | None:
+    """Worth a look, neither guest failures nor soak's trouble (a console flood ...)."""
+    if not model.observations:
+        return None
+    t0 = model.run.t if model.run else 0.0
+    rows = [el("tr", el("td", f"+{elapsed(o.t - t0)}"), el("td", o.vm or ""), el("td", o.topic),
+               el("td", el("pre", o.message))) for o in model.observations]
+    return el("div", el("h3", "Observations"), el("table", el("tbody", rows), class_="problems"))
 
 
 def problems(model: RunModel) -> Markup:

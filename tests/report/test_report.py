@@ -131,13 +131,14 @@ def test_history_statuses_are_shown(steady: Path) -> None:
 def test_console_text_titles_and_messages_are_shown_never_run(tmp_path: Path) -> None:
     events = steady_run(failure_title=f"WARNING in {HOSTILE}")
     events.insert(3, ev.InfraProblem(t=T0 + 2, vm="g-0", problem="agent", message=f"agent said {HOSTILE}"))
+    events.insert(4, ev.Observation(t=T0 + 3, vm="g-0", topic="console-flood", message=f"floods {HOSTILE}"))
     run = write_run(tmp_path / "run", events)
     write_evidence(run, EVIDENCE, {"report.txt": f"WARNING in {HOSTILE}\n",
                                    "console-tail.log": f"\x1b[31m{HOSTILE}\x1b[0m\n"})
     html = report_of(run)
     assert "<script" not in html.lower()
     escaped = "&lt;script&gt;window.__pwned = 1&lt;/script&gt;"
-    assert html.count(escaped) >= 5  # title (table, timeline tooltip), report, console, problem
+    assert html.count(escaped) >= 6  # title (table, timeline tooltip), report, console, problem, observation
     assert "\\x1b[31m" in html
 
 
@@ -171,6 +172,18 @@ def test_links_work_from_where_the_report_is_written(steady: Path, tmp_path: Pat
     assert all((output.parent / h).exists() for h in hrefs)
     assert write_report(steady) == steady / "report.html"
     assert f'href="{EVIDENCE}/"' in (steady / "report.html").read_text()
+
+
+def test_what_the_run_could_not_keep_is_said(tmp_path: Path) -> None:
+    events = steady_run()
+    events[3:3] = [ev.JournalDropped(t=T0 + 5, dropped=1234),
+                   ev.ConsoleDropped(t=T0 + 6, vm="g-0", boot=1, dropped_bytes=3 << 20, kept_bytes=1 << 20,
+                                    limit_bytes=1 << 20),
+                   ev.Failure(t=T0 + 301, vm="g-1", kind=Kind.KERNEL_WARNING, title="WARNING in foo_bar", boot=1,
+                              detected_by="console", evidence="")]  # a repeat past evidence_per_signature
+    html = report_of(write_run(tmp_path / "run", events))
+    assert "1234 sampled records dropped" in html and "3 MiB not kept on 1 VMs" in html
+    assert "2 times, 1 without an evidence folder" in html
 
 
 def test_a_run_without_failures(tmp_path: Path) -> None:
