@@ -19,7 +19,7 @@ def _run(name: str, label: RunLabel) -> str:
     return f"{name}: {label.path} (run {label.run_id or '?'}, {', '.join(what)})"
 
 
-def _row(row: Row, level: str) -> list[str]:
+def _row(row: Row) -> list[str]:
     ci = f"[{row.ci[0]:.3f}, {row.ci[1]:.3f}]" if row.ci is not None else "-"
     ratio = f"{row.ratio:.3f}" if row.ratio is not None else "-"
     return [row.metric.label, row.stressor or "", str(row.vcpus), str(row.a.n), str(row.b.n),
@@ -30,7 +30,7 @@ def render_text(result: Comparison) -> str:
     s = result.settings
     level = f"{s.confidence * 100:g}% CI"
     head = ["metric", "stressor", "vCPUs", "n A", "n B", "mean A", "mean B", "B/A", level, "verdict"]
-    table = [head] + [_row(row, level) for row in result.rows]
+    table = [head] + [_row(row) for row in result.rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(head))]
     right = {2, 3, 4, 5, 6, 7}
     lines = [

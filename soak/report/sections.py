@@ -53,7 +53,7 @@ def run_facts(loaded: LoadedRun, run_dir: Path) -> Markup:
         ("failures", f"{model.unexpected_failures} unexpected, {sum(model.expected_failures.values())} expected, "
                      f"{len(model.signatures.groups)} signatures"),
         ("soak problems", str(model.infra_total)),
-        ("run directory", str(run_dir)),
+        ("run directory", str(run_dir.resolve())),
     ]
     journal = [f"{loaded.skipped_records} unreadable records skipped"] if loaded.skipped_records else []
     if loaded.torn_tail:
