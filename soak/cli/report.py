@@ -6,13 +6,15 @@ from pathlib import Path
 
 import click
 
-from soak.report import Statuses, write_report
+from soak.report import Statuses, load_for_report, write_report
+from soak.runmodel import LoadedRun
 
 
-def history_statuses(run_dir: Path) -> Statuses | None:
-    """The history status of each of the run's signatures, or None without a history.
+def history_statuses(loaded: LoadedRun) -> Statuses | None:
+    """The history status of each of the run's failure signatures; None: no history consulted.
 
-    The hook for ``soak.history`` (issue 9, written alongside): until it lands, None.
+    The hook for ``soak.history`` (issue 9, built alongside): it returns None until the
+    history is wired here, as ``soak summary`` rates a run (read-only, ``run_facts``).
     """
     return None
 
@@ -23,5 +25,6 @@ def history_statuses(run_dir: Path) -> Statuses | None:
               help="Where to write it (default RUN_DIR/report.html; evidence links stay relative).")
 def report(run_dir: Path, output: Path | None) -> None:
     """Write an HTML report of RUN_DIR (finished, running or crashed): timeline, plots, failures."""
-    path = write_report(run_dir, output, statuses=history_statuses(run_dir))
+    loaded = load_for_report(run_dir)
+    path = write_report(run_dir, output, statuses=history_statuses(loaded), loaded=loaded)
     click.echo(str(path))

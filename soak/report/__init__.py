@@ -58,13 +58,16 @@ def load_for_report(run_dir: Path) -> LoadedRun:
         raise UsageError(f"{journal}: is a directory, not a journal") from None
 
 
-def write_report(run_dir: Path, output: Path | None = None, *, statuses: Statuses | None = None) -> Path:
-    """Fold the run, write its report (atomically: a reader never sees half a file), return its path.
+def write_report(run_dir: Path, output: Path | None = None, *, statuses: Statuses | None = None,
+                 loaded: LoadedRun | None = None) -> Path:
+    """Write the run's report (atomically: a reader never sees half a file) and return its path.
 
+    :param loaded: the run already folded by `load_for_report` (else it is folded here).
     :raise UsageError: no journal, or the output's folder is missing or not writable (exit 2).
     :raise InfraError: the disk is full or failed while writing (exit 3).
     """
-    loaded = load_for_report(run_dir)
+    if loaded is None:
+        loaded = load_for_report(run_dir)
     root = run_dir if run_dir.is_dir() else run_dir.parent
     target = output if output is not None else root / REPORT_NAME
     text = build_report(loaded, root, output=target, statuses=statuses)
