@@ -16,43 +16,21 @@ import pytest
 
 from soak import events as ev
 from soak.report import write_report
-from tests.report.browser import Browser, Page, chromium
+from tests.report.browser import (
+    Browser,
+    assert_clean,
+    chromium,
+    drawn_plots,
+    open_report,
+    screenshot,
+)
 from tests.report.journals import HOSTILE, T0, steady_run, write_evidence, write_run
-
-PLOTS_JS = """Array.from(document.querySelectorAll('svg.plot')).map(s => ({
-    id: s.id, lines: Number(s.dataset.lines), drawn: s.querySelectorAll('path, circle, rect').length,
-    width: s.getBoundingClientRect().width, height: s.getBoundingClientRect().height}))"""
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with chromium() as opened:
         yield opened
-
-
-def open_report(browser: Browser, report: Path) -> Page:
-    page = browser.open(report.as_uri())
-    assert page.evaluate("document.readyState") == "complete"
-    return page
-
-
-def drawn_plots(page: Page) -> dict[str, int]:
-    """Chart id -> SVG shapes drawn, for every plot that the browser laid out with a size."""
-    plots = page.evaluate(PLOTS_JS)
-    assert all(p["width"] > 300 and p["height"] > 50 for p in plots), plots
-    return {p["id"]: p["drawn"] for p in plots}
-
-
-def assert_clean(page: Page, report: Path) -> None:
-    assert page.errors == [], page.errors
-    assert set(page.requests) <= {report.as_uri()}, page.requests  # nothing fetched but the page itself
-
-
-def screenshot(page: Page, tmp_path: Path) -> Path:
-    path = page.screenshot(tmp_path / "report.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
-    print(f"screenshot: {path}")
-    return path
 
 
 def test_a_run_with_failures_and_hostile_console_text(browser: Browser, tmp_path: Path) -> None:

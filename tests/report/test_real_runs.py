@@ -20,9 +20,8 @@ import pytest
 from soak import events as ev
 from soak.report import write_report
 from tests.integration.harness import LiveRun, live_run, write_profile
-from tests.report.browser import chromium
+from tests.report.browser import assert_clean, chromium, drawn_plots, open_report, screenshot
 from tests.report.journals import HOSTILE
-from tests.report.test_browser import assert_clean, drawn_plots, open_report, screenshot
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(600)]
 
