@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "image": "soak.cli.image:image",
     "classify": "soak.cli.classify:classify",
     "history": "soak.cli.history:history",
+    "report": "soak.cli.report:report",
+    "compare": "soak.cli.compare:compare",
 }
 """Subcommand name -> "module:attribute" of its click command."""
 
