@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,13 @@ import click
 from prometheus_client import CollectorRegistry
 
 from soak.errors import MetricsError
-from soak.exporter import push_final, serve_metrics
+from soak.exporter import default_grouping, push_final, serve_metrics
 from soak.metrics import Metrics
 from soak.profile import load_profile
 from soak.render import output_console, render_summary
 from soak.rundir import default_run_dir
 from soak.session import RunOptions, Session
+from soak.shard import resolve_placement
 
 
 @click.command()
@@ -30,24 +32,37 @@ from soak.session import RunOptions, Session
 @click.option("--metrics-listen", help="host:port for /metrics (port 0: any free port; '' disables).")
 @click.option("--pushgateway", help="Push the final figures to this Pushgateway URL at the end.")
 @click.option("--console-limit", help="Override run.console_limit: console bytes kept per VM, e.g. 64M.")
+@click.option("--shard", metavar="I/N|auto",
+              help="Run only shard I of N of the fleet (VM index mod N); auto: from a Slurm job array.")
+@click.option("--attempt", type=int, envvar="SOAK_ATTEMPT",
+              help="This shard's attempt (default: SLURM_RESTART_COUNT, else 0). Env SOAK_ATTEMPT.")
+@click.option("--run-group", envvar="SOAK_RUN_GROUP",
+              help="Id the shards of one run share (default: the engine's job id). Env SOAK_RUN_GROUP.")
+@click.option("--host", envvar="SOAK_HOST",
+              help="This host's name in the journal and metrics (default: the Slurm node or hostname).")
 @click.option("-v", "--verbose", count=True, help="More logging on stderr.")
 def run(profile_path: Path, duration: str | None, seed: int | None, accel: str | None, run_dir: Path | None,
         only_vms: tuple[str, ...], metrics_listen: str | None, pushgateway: str | None, console_limit: str | None,
-        verbose: int) -> None:
+        shard: str | None, attempt: int | None, run_group: str | None, host: str | None, verbose: int) -> None:
     """Soak the fleet of PROFILE; exit 0 clean, 1 failures, 2 bad profile, 3 soak failed."""
     logging.basicConfig(level=logging.WARNING - 10 * verbose, format="%(asctime)s %(name)s: %(message)s")
     overrides: dict[str, Any] = {"duration": duration, "seed": seed, "accel": accel,
                                  "metrics_listen": metrics_listen, "console_limit": console_limit}
     profile = load_profile(profile_path, overrides)
+    placement = resolve_placement(profile, os.environ, shard=shard, attempt=attempt, run_group=run_group,
+                                  host=host)
     console = output_console()
+    default_dir = placement.run_dir(profile.run.name) if placement.sharded else default_run_dir(profile.run.name)
     options = RunOptions(
         profile_path=profile_path,
         profile=profile,
-        run_dir=run_dir or default_run_dir(profile.run.name),
+        run_dir=run_dir or default_dir,
         only_vms=list(only_vms),
+        placement=placement,
     )
     registry = CollectorRegistry()
-    metrics = Metrics(registry, hang_timeout_s=profile.watch.hang_timeout)
+    metrics = Metrics(registry, hang_timeout_s=profile.watch.hang_timeout, labels=placement.metric_labels(),
+                      run_info_labels=placement.run_info_labels())
     options.observers.append(metrics)
     session = Session(options, console)
     listen = profile.run.metrics_listen
@@ -63,7 +78,10 @@ def run(profile_path: Path, duration: str | None, seed: int | None, accel: str |
             server.close()
     if pushgateway:
         try:
-            push_final(metrics.totals(), pushgateway)
+            totals = metrics.totals()
+            grouping = default_grouping(totals, shard=placement.shard.index if placement.sharded else None)
+            push_final(totals, pushgateway, grouping=grouping, labels=metrics.labels,
+                       run_info_labels=metrics.run_info_labels)
             console.print(f"pushed the final figures to {pushgateway}")
         except MetricsError as exc:
             console.print(f"[yellow]warning:[/] {exc}")
