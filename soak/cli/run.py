@@ -28,6 +28,8 @@ from soak.shard import resolve_placement
 @click.option("--seed", type=int, help="Override run.seed.")
 @click.option("--accel", type=click.Choice(["auto", "tcg", "kvm"]), help="Override run.accel.")
 @click.option("--run-dir", type=click.Path(path_type=Path), help="Where to write the run (default runs/NAME-TIME).")
+@click.option("--runs-root", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              envvar="SOAK_RUNS_ROOT", help="Where default run directories go (shards: ROOT/NAME-GROUP/...).")
 @click.option("--vm", "only_vms", multiple=True, help="Run only this VM of the fleet (repeatable), e.g. to reproduce.")
 @click.option("--metrics-listen", help="host:port for /metrics (port 0: any free port; '' disables).")
 @click.option("--pushgateway", help="Push the final figures to this Pushgateway URL at the end.")
@@ -42,8 +44,9 @@ from soak.shard import resolve_placement
               help="This host's name in the journal and metrics (default: the Slurm node or hostname).")
 @click.option("-v", "--verbose", count=True, help="More logging on stderr.")
 def run(profile_path: Path, duration: str | None, seed: int | None, accel: str | None, run_dir: Path | None,
-        only_vms: tuple[str, ...], metrics_listen: str | None, pushgateway: str | None, console_limit: str | None,
-        shard: str | None, attempt: int | None, run_group: str | None, host: str | None, verbose: int) -> None:
+        runs_root: Path, only_vms: tuple[str, ...], metrics_listen: str | None, pushgateway: str | None,
+        console_limit: str | None, shard: str | None, attempt: int | None, run_group: str | None,
+        host: str | None, verbose: int) -> None:
     """Soak the fleet of PROFILE; exit 0 clean, 1 failures, 2 bad profile, 3 soak failed."""
     logging.basicConfig(level=logging.WARNING - 10 * verbose, format="%(asctime)s %(name)s: %(message)s")
     overrides: dict[str, Any] = {"duration": duration, "seed": seed, "accel": accel,
@@ -52,7 +55,10 @@ def run(profile_path: Path, duration: str | None, seed: int | None, accel: str |
     placement = resolve_placement(profile, os.environ, shard=shard, attempt=attempt, run_group=run_group,
                                   host=host)
     console = output_console()
-    default_dir = placement.run_dir(profile.run.name) if placement.sharded else default_run_dir(profile.run.name)
+    if placement.sharded:
+        default_dir = placement.run_dir(profile.run.name, runs_root)
+    else:
+        default_dir = default_run_dir(profile.run.name, runs_root)
     options = RunOptions(
         profile_path=profile_path,
         profile=profile,
