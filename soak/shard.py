@@ -16,8 +16,9 @@ comes from the command line or from the engine's environment:
 ======================  ==================================  ================================
 shard                   ``--shard auto``: task id - min,    ``--shard $(JOB_COMPLETION_INDEX)/N``
                         of ``SLURM_ARRAY_TASK_COUNT``
-attempt                 ``SLURM_RESTART_COUNT``             ``SOAK_ATTEMPT`` (the pod annotation
-                                                            ``batch.kubernetes.io/job-index-failure-count``)
+attempt                 ``SLURM_RESTART_COUNT``             ``JOB_INDEX_FAILURE_COUNT`` +
+                                                            ``JOB_INDEX_IGNORED_FAILURE_COUNT`` (the
+                                                            pod's annotations of those names)
 run group               ``slurm-CLUSTER-ARRAYJOBID``        ``SOAK_RUN_GROUP`` (the Job's uid)
 host                    ``SLURMD_NODENAME``                 ``SOAK_HOST`` (the node name)
 engine job              ``ARRAYJOBID_TASKID``               the pod name (``POD_NAME``)
@@ -174,7 +175,7 @@ def resolve_placement(
     else:
         chosen = parse_shard(shard)
     if attempt is None:
-        attempt = _int_env(env, "SLURM_RESTART_COUNT", 0) if slurm else 0
+        attempt = _engine_attempt(env, slurm=slurm, kubernetes=kubernetes)
     if attempt < 0:
         raise UsageError(f"--attempt {attempt}: must be 0 or more")
     host = host or (env.get("SLURMD_NODENAME") if slurm else None) or socket.gethostname()
@@ -198,6 +199,20 @@ def resolve_placement(
 def derived_run_group(profile: Profile, shards: int) -> str:
     """What shards started by hand share: the profile, its seed and the shard count."""
     return f"{profile_hash(profile)[:8]}-s{profile.run.seed}-n{shards}"
+
+
+def _engine_attempt(env: Mapping[str, str], *, slurm: bool, kubernetes: bool) -> int:
+    """Slurm counts requeues; an Indexed Job counts an index's failures in two annotations.
+
+    Both Kubernetes counts are needed: a pod lost to a node drain is retried
+    without counting against the backoff limit (the ``Ignore`` rule), so the
+    counted failures alone would give its replacement the same attempt number.
+    """
+    if slurm:
+        return _int_env(env, "SLURM_RESTART_COUNT", 0)
+    if kubernetes:
+        return _int_env(env, "JOB_INDEX_FAILURE_COUNT", 0) + _int_env(env, "JOB_INDEX_IGNORED_FAILURE_COUNT", 0)
+    return 0
 
 
 def _engine_run_group(env: Mapping[str, str]) -> str | None:

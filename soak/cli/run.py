@@ -37,7 +37,7 @@ from soak.shard import resolve_placement
 @click.option("--shard", metavar="I/N|auto",
               help="Run only shard I of N of the fleet (VM index mod N); auto: from a Slurm job array.")
 @click.option("--attempt", type=int, envvar="SOAK_ATTEMPT",
-              help="This shard's attempt (default: SLURM_RESTART_COUNT, else 0). Env SOAK_ATTEMPT.")
+              help="This shard's attempt (default: from Slurm or the Indexed Job, else 0). Env SOAK_ATTEMPT.")
 @click.option("--run-group", envvar="SOAK_RUN_GROUP",
               help="Id the shards of one run share (default: the engine's job id). Env SOAK_RUN_GROUP.")
 @click.option("--host", envvar="SOAK_HOST",

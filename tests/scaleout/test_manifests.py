@@ -158,14 +158,15 @@ def test_the_command_runs_one_shard_per_index_consistent_with_completions(file: 
     names = []
     for index in range(spec["completions"]):
         params = _parse_run([a.replace("$(JOB_COMPLETION_INDEX)", str(index)) for a in argv[2:]])
-        env = {"JOB_COMPLETION_INDEX": str(index), "POD_NAME": f"soak-{index}-abcde"}
+        env = {"JOB_COMPLETION_INDEX": str(index), "POD_NAME": f"soak-{index}-abcde",
+               "JOB_INDEX_FAILURE_COUNT": "1", "JOB_INDEX_IGNORED_FAILURE_COUNT": str(index)}
         placement = resolve_placement(
             profile, env,
-            shard=params["shard"], attempt=1, run_group="0e4c7f52-3f1a-4c1e-9a57-5d0c3b1f2a9e",
+            shard=params["shard"], attempt=params["attempt"], run_group="0e4c7f52-3f1a-4c1e-9a57-5d0c3b1f2a9e",
             host=f"node-{index}",
         )
-        assert (placement.shard.index, placement.engine, placement.engine_job) == (
-            index, "kubernetes", f"soak-{index}-abcde")
+        assert (placement.shard.index, placement.engine, placement.engine_job, placement.attempt) == (
+            index, "kubernetes", f"soak-{index}-abcde", 1 + index)
         names += [vm.name for vm in placement.shard.select(fleet)]
         assert params["runs_root"] == Path("/runs") and params["pushgateway"]
     assert sorted(names) == sorted(vm.name for vm in fleet), "the indexes cover the fleet"
@@ -177,7 +178,10 @@ def test_the_environment_gives_soak_its_host_attempt_and_run_group(file: str) ->
     envvars = {p.name: p.envvar for p in run_command.params if isinstance(p, click.Option) and p.envvar}
     assert env[envvars["host"]] == "spec.nodeName"
     assert env[envvars["run_group"]] == "metadata.labels['batch.kubernetes.io/controller-uid']"
-    assert env[envvars["attempt"]] == "metadata.annotations['batch.kubernetes.io/job-index-failure-count']"
+    assert env["JOB_INDEX_FAILURE_COUNT"] == "metadata.annotations['batch.kubernetes.io/job-index-failure-count']"
+    assert env["JOB_INDEX_IGNORED_FAILURE_COUNT"] == (
+        "metadata.annotations['batch.kubernetes.io/job-index-ignored-failure-count']")
+    assert envvars["attempt"] not in env, "the attempt comes from the two failure counts"
     assert env["POD_NAME"] == "metadata.name"  # soak.shard reads it for the engine job
 
 

@@ -139,6 +139,13 @@ def test_a_slurm_array_task_places_itself() -> None:
         resolve_placement(PROFILE, {**SLURM, "SLURM_ARRAY_TASK_STEP": "2"}, shard="auto")
 
 
+def test_a_pod_s_attempt_counts_failures_a_drain_did_not_count() -> None:
+    env = {"JOB_COMPLETION_INDEX": "1", "JOB_INDEX_FAILURE_COUNT": "1", "JOB_INDEX_IGNORED_FAILURE_COUNT": "2"}
+    assert resolve_placement(PROFILE, env, shard="1/3").attempt == 3
+    assert resolve_placement(PROFILE, {"JOB_COMPLETION_INDEX": "0", "JOB_INDEX_FAILURE_COUNT": ""},
+                             shard="0/3").attempt == 0  # annotations absent: the first attempt
+
+
 def test_an_indexed_job_pod_places_itself() -> None:
     env = {"JOB_COMPLETION_INDEX": "1", "POD_NAME": "soak-1-x7k2p", "HOSTNAME": "soak-1-x7k2p",
            "SOAK_HOST": "ignored: the CLI passes it as --host"}
