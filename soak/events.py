@@ -74,6 +74,24 @@ class RunStarted(Event):
     vms: list[VmInfo]
     qemu_version: str = ""
     """``qemu-system-* --version``'s number, e.g. ``7.2.0`` ("" if unknown)."""
+    # Where this run sits among the shards of one run (soak.shard); the defaults
+    # describe an unsharded run and let journals written before sharding read.
+    host: str = ""
+    """The host (Slurm node, Kubernetes node) that ran this shard."""
+    shard: int = 0
+    shards: int = 1
+    fleet_size: int = 0
+    """VMs in the whole fleet, all shards together (0: not recorded, then ``len(vms)``)."""
+    profile_hash: str = ""
+    """`soak.shard.profile_hash`: equal for shards of the same profile content."""
+    run_group: str = ""
+    """Shared by the shards of one run; ``""``: the run stands alone (its group is its run_id)."""
+    attempt: int = 0
+    """0 first, then one more per requeue or retry of the same shard."""
+    engine: str = ""
+    """``slurm``, ``kubernetes`` or ``""`` (started by hand)."""
+    engine_job: str = ""
+    """The engine's name of this attempt: a Slurm ``JOBID_TASKID``, a pod name."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

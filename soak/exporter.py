@@ -9,8 +9,12 @@ Push grouping: ``job`` (default ``soak_final``, apart from the live scrape job
 so dashboards never add a run's pushed totals to its scraped ones) plus
 ``instance`` = host name and ``profile`` = profile name. Each push replaces
 its group (HTTP PUT), so the last run of a profile on a host is kept and runs
-of other profiles or hosts are untouched. Runs that must be kept apart beyond
-that (two runs of one profile on one host) add a grouping label of their own.
+of other profiles or hosts are untouched. A shard of a sharded run pushes
+under ``instance`` = ``shard-I`` and ``shard`` = ``I`` instead of its host:
+shards never overwrite each other, and the groups stay one per shard of a
+profile however the engine places shards on hosts from night to night (a key
+with the host would leave a stale group for every host a shard ever ran on).
+The host that ran it is a label of the pushed series (`with_identity`).
 The gateway adds ``push_time_seconds`` to each group, which the
 "has not pushed for too long" alert watches.
 """
@@ -28,7 +32,7 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from soak.errors import MetricsError
-from soak.metrics.families import run_families
+from soak.metrics.families import run_families, with_identity
 from soak.metrics.views import RunTotals
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
@@ -92,16 +96,25 @@ def serve_metrics(registry: Collector, listen: str = DEFAULT_LISTEN) -> MetricsS
     return MetricsServer(host, server.server_port, server, thread)
 
 
-def totals_registry(totals: RunTotals) -> CollectorRegistry:
-    """A registry holding only the run totals: what is pushed."""
+def totals_registry(
+    totals: RunTotals,
+    labels: Mapping[str, str] | None = None,
+    run_info_labels: Mapping[str, str] | None = None,
+) -> CollectorRegistry:
+    """A registry holding only the run totals, labelled like the live series: what is pushed."""
     registry = CollectorRegistry()
-    registry.register(_TotalsCollector(totals))
+    registry.register(_TotalsCollector(totals, labels or {}, run_info_labels or {}))
     return registry
 
 
-def default_grouping(totals: RunTotals) -> dict[str, str]:
-    """The grouping key that keeps runs of different hosts and profiles apart."""
-    return {"instance": socket.gethostname(), "profile": totals.profile}
+def default_grouping(totals: RunTotals, *, shard: int | None = None) -> dict[str, str]:
+    """The grouping key that keeps runs of different hosts, profiles and shards apart.
+
+    :param shard: the shard index of a sharded run (``None``: not sharded).
+    """
+    if shard is None:
+        return {"instance": socket.gethostname(), "profile": totals.profile}
+    return {"instance": f"shard-{shard}", "profile": totals.profile, "shard": str(shard)}
 
 
 def push_final(
@@ -110,24 +123,30 @@ def push_final(
     *,
     job: str = PUSH_JOB,
     grouping: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    run_info_labels: Mapping[str, str] | None = None,
     timeout_s: float = 10.0,
 ) -> None:
     """Replace this run's group on the Pushgateway at ``url`` with its final totals.
 
+    :param labels: on every pushed series (the live ones have them too: `Metrics.labels`).
     :raise MetricsError: the gateway cannot be reached in time or refuses the push.
     """
     key = dict(default_grouping(totals) if grouping is None else grouping)
+    registry = totals_registry(totals, labels, run_info_labels)
     try:
-        push_to_gateway(
-            url, job=job, registry=totals_registry(totals), grouping_key=key, timeout=timeout_s
-        )
+        push_to_gateway(url, job=job, registry=registry, grouping_key=key, timeout=timeout_s)
     except (OSError, ValueError) as exc:  # URLError and HTTPError are OSErrors
         raise MetricsError(f"cannot push final metrics to {url}: {exc}") from exc
 
 
 class _TotalsCollector(Collector):
-    def __init__(self, totals: RunTotals) -> None:
+    def __init__(
+        self, totals: RunTotals, labels: Mapping[str, str], run_info_labels: Mapping[str, str]
+    ) -> None:
         self._totals = totals
+        self._labels = labels
+        self._run_info_labels = run_info_labels
 
     def collect(self) -> Iterable[Metric]:
-        return run_families(self._totals)
+        return with_identity(run_families(self._totals), self._labels, self._run_info_labels)

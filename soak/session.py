@@ -16,6 +16,7 @@ import json
 import logging
 import shlex
 import shutil
+import socket
 import sys
 import traceback
 import uuid
@@ -48,6 +49,7 @@ from soak.recorder import Observer, Recorder
 from soak.render import render_summary
 from soak.rundir import RunDir
 from soak.runmodel import RunModel, run_finished
+from soak.shard import Placement, Shard, profile_hash
 from soak.summary import Statuses, Summary, load_summary
 from soak.supervisor import Supervisor
 from soak.units import format_bytes
@@ -61,23 +63,31 @@ class RunOptions:
     profile: Profile
     run_dir: Path
     only_vms: list[str] = field(default_factory=list)
+    placement: Placement | None = None
+    """Shard, attempt, host and run group (soak.shard); None: the whole fleet, this host."""
     command: list[str] = field(default_factory=lambda: list(sys.argv))
     observers: list[Observer] = field(default_factory=list)
     """Extra observers (metrics) that see every event."""
 
 
-def select_fleet(profile: Profile, only: list[str]) -> list[VmSpec]:
-    """The profile's fleet, or the named VMs of it (``--vm`` to reproduce one alone).
+def select_fleet(profile: Profile, only: list[str], shard: Shard | None = None) -> list[VmSpec]:
+    """The profile's fleet, or this shard's share of it, or the named VMs of that (``--vm``).
 
-    :raise UsageError: a name that is not in the fleet.
+    :raise UsageError: a name that is not in the fleet (or the shard), an empty shard.
     """
     fleet = expand_fleet(profile)
+    where = "this profile"
+    if shard is not None and shard.count > 1:
+        if shard.count > len(fleet):
+            raise UsageError(f"--shard {shard}: the fleet has only {len(fleet)} VMs, so shard "
+                             f"{shard.index} of {shard.count} would have none")
+        fleet, where = shard.select(fleet), f"shard {shard}"
     if not only:
         return fleet
     names = {vm.name for vm in fleet}
     unknown = [n for n in only if n not in names]
     if unknown:
-        raise UsageError(f"no VM named {', '.join(unknown)} in this profile (VMs: {', '.join(sorted(names))})")
+        raise UsageError(f"no VM named {', '.join(unknown)} in {where} (VMs: {', '.join(sorted(names))})")
     return [vm for vm in fleet if vm.name in only]
 
 
@@ -118,7 +128,8 @@ class Session:
         self.console = console
         self.run_dir = RunDir(options.run_dir)
         self.run_id = uuid.uuid4().hex[:12]
-        self.fleet = select_fleet(self.profile, options.only_vms)
+        self.placement = options.placement or Placement(Shard(), 0, socket.gethostname(), "")
+        self.fleet = select_fleet(self.profile, options.only_vms, self.placement.shard)
         self.accel: AccelChoice | None = None
         self.images: dict[str, BootImage] = {}
         self.qemu_version = ""
@@ -255,6 +266,7 @@ class Session:
                           tolerate=list(s.tolerate), expect_within_s=s.expect_within_s)
                 for s in self.fleet
             ],
+            **_placement_fields(self.placement, self.profile),
         )
 
     def finish_summary(self) -> Summary:
@@ -263,6 +275,16 @@ class Session:
         for problem in write_summary_files(summary, self.run_dir.root):
             self.console.print(f"[yellow]warning:[/] {problem}", highlight=False)
         return summary
+
+
+def _placement_fields(placement: Placement, profile: Profile) -> dict[str, Any]:
+    """The RunStarted fields that place this run among the shards of its run group."""
+    return {
+        "host": placement.host, "shard": placement.shard.index, "shards": placement.shard.count,
+        "fleet_size": len(expand_fleet(profile)), "profile_hash": profile_hash(profile),
+        "run_group": placement.run_group, "attempt": placement.attempt,
+        "engine": placement.engine, "engine_job": placement.engine_job,
+    }
 
 
 def write_summary_files(summary: Summary, root: Path, statuses: Statuses | None = None,

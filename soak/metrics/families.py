@@ -8,11 +8,17 @@ age, VM-seconds) are exact at the moment of the scrape.
 
 `run_families` renders the `RunTotals`: the live endpoint and the final push
 share it, so the pushed figures are the ones Prometheus scraped.
+
+`with_identity` labels every series with the run's place among the shards of
+its run group (``host``, ``shard``), which Prometheus cannot know: a target's
+address is not a host name (a pod IP, a port on a shared host), the shard a
+host runs changes from one run to the next, and the Pushgateway knows neither.
+The labels are constant for one process, so they add no series to a scrape.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -26,13 +32,36 @@ from soak.runmodel import HEARTBEAT_STATES, LIVE, VmRecord, VmState
 from soak.runmodel.counts import Histogram
 
 KIB = 1024
+RUN_INFO = "soak_run_info"
+
+
+def with_identity(
+    families: Iterable[Metric],
+    labels: Mapping[str, str],
+    run_info_labels: Mapping[str, str] | None = None,
+) -> Iterator[Metric]:
+    """``families`` with ``labels`` on every sample and ``run_info_labels`` on `RUN_INFO` only.
+
+    Labels that change with every run (the run group, the attempt) go on the
+    info series alone, the pattern Prometheus recommends: join them with
+    ``* on (job, instance) group_left (run_group) soak_run_info``.
+    """
+    run_info_labels = run_info_labels or {}
+    for family in families:
+        extra = {**labels, **run_info_labels} if family.name == RUN_INFO else dict(labels)
+        if not extra:
+            yield family
+            continue
+        twin = Metric(family.name, family.documentation, family.type, family.unit)
+        twin.samples = [s._replace(labels={**s.labels, **extra}) for s in family.samples]
+        yield twin
 
 
 def run_families(totals: RunTotals) -> Iterator[Metric]:
     """Run-level figures: the totals of `RunTotals`, nothing per VM."""
     if totals.start_timestamp_s > 0:
         info = GaugeMetricFamily(
-            "soak_run_info",
+            RUN_INFO,
             "The run: constant 1, its metadata in labels.",
             labels=("run_id", "profile", "seed", "accel", "version"),
         )

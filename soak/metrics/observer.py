@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from soak.events import Event
-from soak.metrics.families import live_families, run_families
-from soak.metrics.views import RunTotals, run_totals, snapshot
+from soak.metrics.families import live_families, run_families, with_identity
+from soak.metrics.views import RunTotals, Snapshot, run_totals, snapshot
 from soak.runmodel import RunModel
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,16 @@ class Metrics:
         *,
         hang_timeout_s: float | None = None,
         clock: Callable[[], float] = time.time,
+        labels: Mapping[str, str] | None = None,
+        run_info_labels: Mapping[str, str] | None = None,
     ) -> None:
         """:param hang_timeout_s: the profile's ``watch.hang_timeout``, exported for alerts.
         :param clock: wall-clock seconds, the time base of event ``t`` fields.
+        :param labels: on every series: the shard's ``host`` and ``shard`` (`with_identity`).
+        :param run_info_labels: on ``soak_run_info`` only: ``run_group``, ``shards``, ``attempt``.
         """
+        self.labels = dict(labels or {})
+        self.run_info_labels = dict(run_info_labels or {})
         self.model = RunModel()
         self.hang_timeout_s = hang_timeout_s
         self.clock = clock
@@ -82,8 +88,11 @@ class _LiveCollector(Collector):
             copy = snapshot(m.model)
             errors = m.errors
         # Rendering happens outside the lock: observe() on the event loop waits only for the copy.
+        yield from with_identity(self._render(totals, copy, now, errors), m.labels, m.run_info_labels)
+
+    def _render(self, totals: RunTotals, copy: Snapshot, now: float, errors: int) -> Iterator[Metric]:
         yield from run_families(_with_vm_seconds(totals, self._vm_seconds_floor))
-        yield from live_families(copy, now, hang_timeout_s=m.hang_timeout_s)
+        yield from live_families(copy, now, hang_timeout_s=self._metrics.hang_timeout_s)
         yield CounterMetricFamily(
             "soak_metrics_observe_errors",
             "Events the metrics failed to take (a soak bug; see the log).",

@@ -95,8 +95,10 @@ def prometheus(
     *,
     rule_files: tuple[Path, ...] = (),
     honor: tuple[str, ...] = (),
+    scrape_configs: tuple[dict[str, Any], ...] = (),
 ) -> Iterator[Prometheus]:
-    """Start Prometheus with one static job per ``jobs`` entry (``honor``: honor_labels)."""
+    """Start Prometheus with one static job per ``jobs`` entry (``honor``: honor_labels),
+    plus ``scrape_configs`` as they are (e.g. ``file_sd_configs`` jobs)."""
     assert PROMETHEUS, "prometheus is not installed"
     port = free_port()
     config = {
@@ -109,7 +111,8 @@ def prometheus(
                 "static_configs": [{"targets": targets}],
             }
             for job, targets in jobs.items()
-        ],
+        ]
+        + list(scrape_configs),
     }
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
     log = tmp / "prometheus.log"

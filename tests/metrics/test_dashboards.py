@@ -41,8 +41,12 @@ SCHEMA_VERSION = 39
 UNFILTERED = {
     "soak-failures / Last push of each scheduled run / A",
     "soak-failures / Failures in the last pushed run / A",
+    "soak-run-group / Shards pushed / A",
+    "soak-run-group / Failures in pushed shards / A",
 }
-"""Panels about every scheduled run on the Pushgateway, whatever the job and instance picked."""
+"""Panels about scheduled runs on the Pushgateway, whatever the job and instance picked."""
+RUN_GROUP = "soak-run-group"
+"""The dashboard of one sharded run across hosts: filtered by run group, not by instance."""
 
 DASHBOARD_IDS = [path.stem for path in DASHBOARDS]
 
@@ -62,9 +66,9 @@ def soak_exposition_names() -> set[str]:
     return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
 
 
-def test_the_three_dashboards_are_there_with_unique_uids() -> None:
+def test_the_four_dashboards_are_there_with_unique_uids() -> None:
     uids = [load_dashboard(path)["uid"] for path in DASHBOARDS]
-    assert sorted(uids) == ["soak-failures", "soak-overview", "soak-vm"]
+    assert sorted(uids) == ["soak-failures", "soak-overview", "soak-run-group", "soak-vm"]
 
 
 def test_the_model_is_one_grafana_loads_without_migration(dashboard: dict[str, Any]) -> None:
@@ -121,7 +125,11 @@ def test_variables_are_defined_before_use_and_chained(dashboard: dict[str, Any])
         assert variables(query) <= defined, f"{variable['name']} uses {variables(query) - defined}"
         defined.add(variable["name"])
     chain = {v["name"]: v.get("definition", "") for v in dashboard["templating"]["list"]}
-    assert "$job" in chain["profile"] and "$profile" in chain["instance"]
+    assert "$job" in chain["profile"]
+    if dashboard["uid"] == RUN_GROUP:
+        assert "$profile" in chain["run_group"]
+    else:  # job -> profile -> host -> shard -> instance (-> vm)
+        assert "$profile" in chain["host"] and "$host" in chain["shard"] and "$shard" in chain["instance"]
     if "vm" in chain:
         assert "$instance" in chain["vm"]
     for panel in panels(dashboard):
@@ -131,13 +139,20 @@ def test_variables_are_defined_before_use_and_chained(dashboard: dict[str, Any])
         assert used <= defined, f"{panel['title']} uses undefined {used - defined}"
 
 
-def test_every_query_is_filtered_by_the_picked_job_and_instance(dashboard: dict[str, Any]) -> None:
+def test_every_query_is_filtered_by_the_picked_job_host_shard_and_instance(
+    dashboard: dict[str, Any],
+) -> None:
+    selectors = ['host=~"$host"', 'shard=~"$shard"', 'instance=~"$instance"']
+    if dashboard["uid"] == RUN_GROUP:
+        selectors = ['run_group=~"$run_group"']
     for panel in panels(dashboard):
         for target in panel.get("targets", []):
             key = f"{dashboard['uid']} / {panel['title']} / {target['refId']}"
-            if key in UNFILTERED:
-                continue
-            for selector in ('job=~"$job"', 'instance=~"$instance"'):
+            if key in UNFILTERED:  # every job; the run group view still keeps to its run group
+                wanted = selectors if dashboard["uid"] == RUN_GROUP else []
+            else:
+                wanted = ['job=~"$job"', *selectors]
+            for selector in wanted:
                 assert selector in target["expr"], f"{key} lacks {selector}"
 
 
