@@ -15,6 +15,8 @@ soak working as intended. Exceptions are for soak's own inability to work::
                +-- QMPError        QMP failed to connect or answer in time
                +-- AgentError      the guest agent channel failed
                +-- MetricsError    the metrics endpoint cannot be served
+          +-- MigrationError       a live migration did not complete: the runner records it as a
+                                   ``migration-failure`` finding (QEMU's words kept), not soak's error
 
 Third-party exceptions are wrapped where they enter soak, with ``from exc``,
 and cancellation is never wrapped.
@@ -96,3 +98,11 @@ class AgentError(InfraError):
 
 class MetricsError(InfraError):
     """The Prometheus endpoint could not be served."""
+
+
+class MigrationError(SoakError):
+    """A live migration failed or did not finish in time; carries QEMU's own words."""
+
+    def __init__(self, message: str, *, qemu_error: str = "") -> None:
+        self.qemu_error = qemu_error
+        super().__init__(message)
