@@ -16,6 +16,8 @@ soak working as intended. Exceptions are for soak's own inability to work::
                +-- AgentError      the guest agent channel failed
                +-- MetricsError    the metrics endpoint cannot be served
                +-- HistoryError    the run history cannot be used (locked, damaged, newer)
+          +-- MigrationError       a live migration did not complete: the runner records it as a
+                                   ``migration-failure`` finding (QEMU's words kept), not soak's error
 
 Third-party exceptions are wrapped where they enter soak, with ``from exc``,
 and cancellation is never wrapped.
@@ -101,3 +103,11 @@ class MetricsError(InfraError):
 
 class HistoryError(InfraError):
     """The run history store cannot be used: locked too long, damaged, written by a newer soak."""
+
+
+class MigrationError(SoakError):
+    """A live migration failed or did not finish in time; carries QEMU's own words."""
+
+    def __init__(self, message: str, *, qemu_error: str = "") -> None:
+        self.qemu_error = qemu_error
+        super().__init__(message)

@@ -173,6 +173,28 @@ class FaultInjected(VmEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Migrated(VmEvent):
+    """A live migration of the VM to a new QEMU process ended (the fault ``migrate#seq``).
+
+    On success the guest runs on in process ``pid``; a failure is also a `Failure` of kind
+    ``migration-failure`` with QEMU's error.
+    """
+
+    type: ClassVar[str] = "migrated"
+    seq: int
+    mode: str
+    """``live``, or ``paused`` (stopped first, continued on the destination)."""
+    ok: bool
+    total_s: float = 0.0
+    downtime_s: float = 0.0
+    transferred_bytes: int = 0
+    dirty_pages_rate: float = 0.0
+    pid: int = 0
+    """The QEMU now running the guest (the destination on success)."""
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Failure(VmEvent):
     """A failure found on a VM: the unit `soak summary` groups and counts by title."""
 
@@ -301,6 +323,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ProcessSample,
         WorkloadMetrics,
         FaultInjected,
+        Migrated,
         Failure,
         ConsoleDropped,
         Observation,

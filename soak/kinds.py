@@ -53,6 +53,8 @@ class Kind(StrEnum):
     """stress-ng failed a verification or a stressor died: possible data corruption."""
     RESOURCE_LEAK = "resource-leak"
     """Sustained growth of a QEMU or guest resource (RSS, threads, fds, guest memory)."""
+    MIGRATION_FAILURE = "migration-failure"
+    """A live migration failed or did not converge in time (QEMU's error in the message)."""
 
 
 CONSOLE_KINDS: frozenset[Kind] = frozenset(

@@ -25,6 +25,10 @@ from soak.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
+ECHO_WINDOW_S = 1.0
+"""The same signal again within this long is an echo, not a second request (``scancel`` sends TERM
+to the batch script and to soak at once, and the script's trap forwards its own)."""
+
 
 @dataclass
 class SupervisorResult:
@@ -62,14 +66,17 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         deadline = loop.call_later(duration_s, self.request_stop, "deadline")
         main = asyncio.current_task()
-        signals_seen = 0
+        first: tuple[int, float] | None = None
 
         def on_signal(signum: int) -> None:
-            nonlocal signals_seen
-            signals_seen += 1
-            if signals_seen == 1:
+            nonlocal first
+            now = loop.time()
+            if first is None:
+                first = (signum, now)
                 log.warning("%s: stopping all guests (again to kill them now)", signal.Signals(signum).name)
                 self.request_stop("signal")
+            elif first[0] == signum and now - first[1] < ECHO_WINDOW_S:
+                pass  # the same signal twice at once: a batch system's and its wrapper's, one request
             elif main is not None:
                 main.cancel()
 

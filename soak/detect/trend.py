@@ -425,6 +425,14 @@ class ResourceTrends:
         return cls(rss_detector(warmup_s), threads_detector(warmup_s), fds_detector(warmup_s),
                    guest_memory_detector(warmup_s))
 
+    def new_process(self) -> None:
+        """QEMU was replaced under the same guest (a live migration): its process series start
+        again (a new process is no leak); the guest's memory series goes on."""
+        warmup = self.rss.warmup_s
+        self.rss, self.threads, self.fds = rss_detector(warmup), threads_detector(warmup), fds_detector(warmup)
+        for detector in (self.rss, self.threads, self.fds):
+            self._reported.pop(detector.metric, None)
+
     @property
     def detectors(self) -> tuple[TrendDetector, ...]:
         """All four, in a stable order."""

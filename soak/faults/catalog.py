@@ -31,7 +31,8 @@ class FaultType:
     reboots: bool = False
     """The guest reboots: a new HELLO is the expected outcome, not a reset failure."""
     needs: str = ""
-    """A QEMU setup the fault requires: ``hotplug`` (spare vCPU slots) or ``snapshot`` (a qcow2 node)."""
+    """A QEMU setup the fault requires: ``hotplug`` (spare vCPU slots), ``snapshot`` (a qcow2 node),
+    ``migration`` (a second QEMU for the same VM)."""
     summary: str = ""
 
 
@@ -47,6 +48,8 @@ HOST_FAULTS: dict[str, FaultType] = {
                   summary="device_add a vCPU, online it in the guest, device_del it after `duration`"),
         FaultType("snapshot", SURVIVE, needs="snapshot",
                   summary="snapshot-save to a qcow2 node, snapshot-load it after `duration`"),
+        FaultType("migrate", SURVIVE, frozenset({Kind.MIGRATION_FAILURE}), needs="migration",
+                  summary="live-migrate the VM to a new QEMU process on this host (`mode`: live or paused)"),
         FaultType("kill", FAIL, frozenset({Kind.QEMU_CRASH}), summary="SIGKILL the QEMU process"),
         FaultType("segv", FAIL, frozenset({Kind.QEMU_CRASH}), summary="SIGSEGV the QEMU process"),
     )

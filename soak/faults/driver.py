@@ -65,6 +65,14 @@ class _Remembered:
     end: float
 
 
+def describe(settings: FaultSettings) -> str:
+    """What this fault does, for the journal and the live view."""
+    if settings.type == "migrate":
+        extra = f" to a destination with {settings.mismatch} mismatched" if settings.mismatch else ""
+        return f"{settings.mode} migration to a new QEMU process{extra}"
+    return fault_type(settings.type).summary
+
+
 class FaultDriver:
     def __init__(self, vm: str, faults: Sequence[FaultSettings], *, index_in_group: int, seed: int,
                  emit: Callable[[ev.Event], None], memory_s: float) -> None:
@@ -103,7 +111,7 @@ class FaultDriver:
         self._recent.append(_Remembered(now, label, kind, expect, now + (settings.duration if windowed else 0)))
         self.emit(ev.FaultInjected(vm=self.vm, fault=settings.type, seq=self._seq,
                                    duration_s=settings.duration if windowed else 0.0, expect=expect,
-                                   detail=kind.summary))
+                                   detail=describe(settings)))
         suspended = not kind.guest and expect == SURVIVE
         if kind.reboots:
             boot.expect_reboot()

@@ -40,6 +40,13 @@ class FaultTarget(Protocol):
     @property
     def qmp_timeout(self) -> float: ...
 
+    async def migrate(self, settings: FaultSettings, seq: int) -> str:
+        """Live-migrate the VM to a new QEMU; what happened, in a few words.
+
+        A failed migration is recorded as the VM's finding by the runner, not raised.
+        :raise FaultError: the destination could not even be started.
+        """
+
 
 @dataclass(frozen=True, slots=True)
 class Applied:
@@ -212,6 +219,12 @@ async def _guest_fault(settings: FaultSettings, agent: GuestAgent) -> Applied:
     return Applied(f"agent fault {settings.type}" + (f" {settings.secs}s" if settings.secs else ""))
 
 
+async def _migrate(settings: FaultSettings, target: FaultTarget, seq: int) -> Applied:
+    start = clock.now()
+    detail = await target.migrate(settings, seq)
+    return Applied(detail, clock.now() - start)
+
+
 async def _kill(settings: FaultSettings, target: FaultTarget, seq: int) -> Applied:
     target.send_signal(signal.SIGKILL)
     return Applied("SIGKILL")
@@ -229,6 +242,7 @@ _HOST = {
     "nmi": _nmi,
     "vcpu-hotplug": _vcpu_hotplug,
     "snapshot": _snapshot,
+    "migrate": _migrate,
     "kill": _kill,
     "segv": _segv,
 }

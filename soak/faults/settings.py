@@ -18,11 +18,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from soak.faults.catalog import FAULT_TYPES, fault_type
-from soak.units import Seconds, between
+from soak.units import Bytes, Seconds, between
 
 MAX_WINDOW_S = 86400.0
 """A pause or SIGSTOP longer than a day is not a fault window but a stopped run."""
 MAX_INJECTIONS = 1_000_000
+MIGRATE_ONLY = ("mode", "timeout", "bandwidth", "mismatch")
 
 
 class FaultSettings(BaseModel):
@@ -42,6 +43,17 @@ class FaultSettings(BaseModel):
     """Override the fault's default outcome (see ``soak.faults.catalog``)."""
     secs: int | None = Field(default=None, ge=1, le=600)
     """Guest faults: how long the fault lasts in the guest (a spin, a sleep)."""
+    mode: Literal["live", "paused"] = "live"
+    """migrate: ``live`` (the guest runs while its memory is copied) or ``paused`` (stop, migrate,
+    continue on the destination)."""
+    timeout: Annotated[Seconds, between(1.0, 3600.0)] = 60.0
+    """migrate: how long a migration may take before it is cancelled and reported."""
+    bandwidth: Bytes = Field(default=8 << 30, gt=0)
+    """migrate: the migration's bandwidth cap per second (``"1G"``); QEMU's own default, 128 MiB/s,
+    never converges for a guest writing memory hard under TCG."""
+    mismatch: Literal["memory"] | None = None
+    """migrate: start the destination with a different memory size, so the migration must fail
+    (a self-test of ``migration-failure``; the outcome is then ``fail`` unless ``expect`` says otherwise)."""
 
     @field_validator("type")
     @classmethod
@@ -65,8 +77,14 @@ class FaultSettings(BaseModel):
     def _when(self) -> FaultSettings:
         if self.every is None and not self.at:
             raise ValueError("say when: `every` (repeat) or `at` (offsets after the VM is ready)")
+        if self.type != "migrate":
+            given = [name for name in MIGRATE_ONLY if name in self.model_fields_set]
+            if given:
+                raise ValueError(f"`{given[0]}` is a setting of the migrate fault only")
         return self
 
     @property
     def outcome_expected(self) -> str:
+        if self.mismatch is not None:
+            return self.expect or "fail"
         return self.expect or fault_type(self.type).expect

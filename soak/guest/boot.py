@@ -59,6 +59,20 @@ _EDGES: dict[Phase, frozenset[Phase]] = {
 }
 
 
+@dataclass
+class MachineWatch:
+    """The watchers of one machine of a boot; a live migration gives a boot a second machine."""
+
+    machine: Machine
+    console_done: asyncio.Event = field(default_factory=asyncio.Event)
+    """Its console reached EOF (QEMU closed it): its last words are in."""
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    """Its exit, QMP and sampler watchers: cancelled when the machine is replaced or the boot ends."""
+    agent_task: asyncio.Task[None] | None = None
+    """Its agent watcher: when the machine is replaced it reads on until the old QEMU is gone, so
+    what the guest said just before the switch (a job's exit) is not lost; cancelled at the boot's end."""
+
+
 class BootStateError(RuntimeError):
     """A boot was moved along an edge of its state diagram that does not exist (a soak bug)."""
 
@@ -111,7 +125,6 @@ class Boot:
     """When the boot entered its current phase."""
     over: asyncio.Event = field(default_factory=asyncio.Event)
     """The boot must end now: a failure was recorded, or QEMU is gone."""
-    console_done: asyncio.Event = field(default_factory=asyncio.Event)
     qmp_connected: asyncio.Event = field(default_factory=asyncio.Event)
     watch_changed: asyncio.Event = field(default_factory=asyncio.Event)
     """Wakes the watchdog when its deadline may have moved earlier."""
@@ -143,10 +156,14 @@ class Boot:
         self._enter(Phase.HELD, now)
 
     def release(self, now: float) -> None:
-        """The window is over (if the boot is still held): the hang timeout counts from now."""
+        """The window is over (if the boot is still held). The hang clock stood still during it:
+        a guest that was already silent before the window stays as overdue as it was, so a
+        string of back-to-back windows (migrations, pauses) never hides a hung guest."""
         if self.phase is Phase.HELD:
+            held = now - self.phase_since
             self._enter(Phase.READY, now)
-            self.last_heartbeat = now
+            if self.last_heartbeat is not None:
+                self.last_heartbeat += held
 
     def expect_reboot(self, now: float) -> None:
         self._enter(Phase.REBOOTING, now)

@@ -21,7 +21,7 @@ from typing import Any
 from soak import clock
 from soak import events as ev
 from soak.detect.verdict import Verdict
-from soak.guest.boot import Boot, Phase
+from soak.guest.boot import Boot, MachineWatch, Phase
 from soak.guest.context import VmContext
 from soak.guest.recording import Evidence
 from soak.guest.watchdog import Watchdog
@@ -63,6 +63,10 @@ class BootRun:
         self.boot = boot
         self.watch = vm.watch
         self.console = ConsoleWatch(self, console_log)
+        self._watches: list[MachineWatch] = []
+        """Every machine of this boot, oldest first: the last runs the guest (a migration adds one)."""
+        self._adopted: list[Machine] = [boot.machine]
+        """Every machine launched for this boot: none outlives it."""
         self._tg: asyncio.TaskGroup | None = None
         self._reactions: set[asyncio.Task[Any]] = set()
         """Tasks spawned by events (fault reactions, the load): cancelled when the boot ends."""
@@ -76,30 +80,71 @@ class BootRun:
 
     async def run(self) -> None:
         """Watch the boot until it must end, then end it; QEMU is gone when this returns."""
-        boot, machine = self.boot, self.machine
+        boot = self.boot
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
-                tg.create_task(self.console.run())  # drains until EOF by itself; the group waits for it
-                watchers = [tg.create_task(coro) for coro in (
-                    watch_exit(self),
-                    QmpWatch(self).run(),
-                    AgentWatch(self).run() if machine.has_agent else ready_when_running(self),
-                    Watchdog(self).run(),
-                    sample_process(self),
-                )]
+                self._attach(boot.machine)
+                watchers = [tg.create_task(Watchdog(self).run())]
+                if not boot.machine.has_agent:
+                    watchers.append(tg.create_task(ready_when_running(self)))
                 await first_of(self.vm.control.stop, boot.over)
                 await self._end()
                 async with self.vm.failures.lock:  # no failure is cut off halfway through its evidence
-                    for task in [*watchers, *self._reactions]:
+                    for task in [*watchers, *self._reactions, *self._machine_tasks()]:
                         task.cancel()
+                await self._kill_leftovers()  # a migration's other QEMU: its console must reach its end
         finally:
             self._tg = None
             self.console.cancel_timer()
-            if machine.returncode is None:  # cancelled or crashed: never leave QEMU behind
-                await machine.kill()
-            await machine.close()
+            await self._kill_leftovers()  # cancelled or crashed: never leave a QEMU behind
+            for machine in self._adopted:
+                await machine.close()
             boot.end()
+
+    async def _kill_leftovers(self) -> None:
+        for machine in self._adopted:
+            if machine.returncode is None:
+                await machine.kill()
+
+    def _attach(self, machine: Machine, *, qmp: QmpWatch | None = None) -> None:
+        """Start watching ``machine``; its channels already open (a migration's destination) are kept."""
+        assert self._tg is not None
+        tg = self._tg
+        watch = MachineWatch(machine)
+        self._watches.append(watch)
+        tg.create_task(self.console.read(watch))  # drains until EOF by itself; the group waits for it
+        coros: list[Coroutine[Any, Any, None]] = [watch_exit(self, watch), sample_process(self, machine)]
+        if qmp is None:
+            coros.append(QmpWatch(self, machine).run())
+        watch.tasks = [tg.create_task(coro) for coro in coros]
+        if machine.has_agent:
+            watch.agent_task = tg.create_task(AgentWatch(self, machine, machine.agent).run())
+
+    def _machine_tasks(self) -> list[asyncio.Task[None]]:
+        return [t for w in self._watches for t in (*w.tasks, w.agent_task) if t is not None]
+
+    def adopt(self, machine: Machine) -> None:
+        """A machine launched for this boot (a migration's destination): it never outlives the boot."""
+        self._adopted.append(machine)
+
+    async def replace_machine(self, new: Machine, qmp: QmpWatch) -> None:
+        """``new`` runs the guest from now on (a migration completed): watch it, retire the old one.
+
+        The old machine's watchers stop before it is told to quit, so its exit is no finding;
+        its console and its agent channel drain to the end. The process trends start again: a new
+        QEMU is not a leak. A boot that is ending keeps its machine (the caller checks).
+        """
+        assert self.boot.watching, "a boot that is ending keeps its machine"
+        old_watch = self._watches[-1]
+        old = old_watch.machine
+        self.boot.machine = new
+        self.boot.trends.new_process()
+        self._attach(new, qmp=qmp)
+        for task in old_watch.tasks:
+            task.cancel()
+        await old.shutdown(gently=False, step_timeout=self.watch.shutdown_timeout)
+        await old.close()
 
     async def _end(self) -> None:
         """Stop QEMU: gently when the run ends, at once when a failure already took evidence."""
@@ -119,7 +164,7 @@ class BootRun:
                 await machine.kill()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CONSOLE_DRAIN_S):
-                await boot.console_done.wait()
+                await self._watches[-1].console_done.wait()
         uptime = clock.now() - boot.ready_at if boot.ready_at else 0.0
         _, signal_name = describe_exit(machine.returncode)
         self.emit(ev.VmStopped(

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from soak import events as ev
 from soak.faults.driver import FaultDriver
 from soak.guest.recording import FailureRecorder
+from soak.machine import MachineLauncher
 from soak.profile import VmSpec, WatchSettings
 
 
@@ -36,6 +37,8 @@ class VmContext:
     control: RunControl
     failures: FailureRecorder
     faults: FaultDriver
+    launcher: MachineLauncher
+    """Starts the machines of this VM: one per boot, and a migration's destination."""
     emit: Callable[[ev.Event], None]
     on_ready: Callable[[], None]
     """A boot became ready: wakes the fault timeline and anyone waiting for a ready boot."""

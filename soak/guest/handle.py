@@ -7,7 +7,9 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from soak import clock
+from soak.faults.settings import FaultSettings
 from soak.guest.boot import Phase
+from soak.guest.migration import migrate
 from soak.vm.channels import GuestAgent, Qmp
 
 if TYPE_CHECKING:
@@ -55,6 +57,9 @@ class BootHandle:
         if self._boot.phase is Phase.READY:
             self._run.console.new_stage()
             self._boot.expect_reboot(clock.now())
+
+    async def migrate(self, settings: FaultSettings, seq: int) -> str:
+        return await migrate(self._run, settings, seq)
 
     async def ends_within(self, timeout: float) -> bool:
         """The boot ends (fails, or QEMU is gone) within ``timeout``: a fault that failed with it

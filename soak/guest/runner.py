@@ -75,7 +75,8 @@ class GuestRunner:
                                     limit_bytes=setup.profile.run.console_limit, emit=self.emit,
                                     on_write_error=on_write_error)
         self.vm = VmContext(
-            spec=spec, watch=watch, seed=seed, control=setup.control, faults=faults, emit=self.emit,
+            spec=spec, watch=watch, seed=seed, control=setup.control, faults=faults, launcher=setup.launcher,
+            emit=self.emit,
             failures=FailureRecorder(spec, setup.run_dir, seed=seed, faults=faults,
                                      soak_command=setup.soak_command, emit=self.emit,
                                      evidence_per_signature=setup.profile.run.evidence_per_signature,

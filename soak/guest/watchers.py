@@ -22,10 +22,10 @@ from soak.detect.launch import launch_failure
 from soak.detect.qmp_events import paused_verdict, qmp_event_verdict
 from soak.detect.verdict import Verdict
 from soak.errors import AgentError, QMPError
-from soak.guest.boot import Phase
+from soak.guest.boot import MachineWatch, Phase
 from soak.kinds import Kind
 from soak.load.driver import LoadDriver
-from soak.machine import Postmortem
+from soak.machine import Machine, Postmortem
 from soak.vm.agent import AgentLog, Heartbeat, Hello, JobExit, JobOutput
 from soak.vm.channels import GuestAgent
 from soak.vm.console import ConsoleReader, ConsoleSink
@@ -52,11 +52,12 @@ def _console_verdict(report: Report) -> Verdict:
 
 
 class ConsoleWatch:
-    """Saves the console and hands every line to the boot's crash triage."""
+    """Saves the console of each machine of the boot and hands every line to the boot's crash triage."""
 
     def __init__(self, run: BootRun, console_log: ConsoleSink) -> None:
         self.run_ = run
-        self._reader = ConsoleReader(run.machine.console, console_log, self._on_line)
+        self._sink = console_log
+        self._readers: list[ConsoleReader] = []
         self.stage_lines: deque[str] = deque(maxlen=STAGE_LINES)
         """The last lines since the boot (or the expected reboot) began: where a boot stopped."""
         self.stage_bytes = 0
@@ -66,13 +67,17 @@ class ConsoleWatch:
 
     @property
     def bytes_read(self) -> int:
-        return self._reader.bytes_read
+        """Console bytes of this boot so far, over all its machines."""
+        return sum(reader.bytes_read for reader in self._readers)
 
-    async def run(self) -> None:
+    async def read(self, watch: MachineWatch) -> None:
+        """Drain one machine's console until QEMU closes it."""
+        reader = ConsoleReader(watch.machine.console, self._sink, self._on_line)
+        self._readers.append(reader)
         try:
-            await self._reader.run()
+            await reader.run()
         finally:
-            self.run_.boot.console_done.set()
+            watch.console_done.set()
 
     def new_stage(self) -> None:
         """A reboot is expected: a boot timeout from now on is about the new boot's lines only."""
@@ -116,21 +121,23 @@ class ConsoleWatch:
         return reports
 
 
-async def watch_exit(run: BootRun) -> None:
-    """QEMU went away: a crash, a guest poweroff, a QEMU that refused to start, the host's OOM killer."""
-    boot, machine = run.boot, run.machine
+async def watch_exit(run: BootRun, watch: MachineWatch) -> None:
+    """QEMU went away: a crash, a guest poweroff, a QEMU that refused to start, the host's OOM killer.
+
+    Only the machine running the boot matters: a migration's source leaves on purpose.
+    """
+    boot, machine = run.boot, watch.machine
     code = await machine.wait()
     exited_at = clock.now()
-    if boot.watching:
+    if boot.watching and machine is run.machine:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CONSOLE_DRAIN_S):
-                await boot.console_done.wait()
+                await watch.console_done.wait()
         stderr = machine.stderr_tail(STDERR_TAIL_BYTES)
         refused = launch_failure(code, guest_ran=run.console.bytes_read > 0 or boot.ready_at is not None,
                                  stderr_tail=stderr, seconds_since_spawn=exited_at - boot.started)
         if refused is not None:
             run.fail_by_host("launch", refused.message, retire=True)
-            boot.over.set()
             return
         post = await machine.postmortem() if code < 0 else Postmortem()
         if post.host_oom is not None:
@@ -142,28 +149,36 @@ async def watch_exit(run: BootRun) -> None:
                 verdict = dataclasses.replace(verdict, message="; ".join(filter(None, (verdict.message, post.note))))
             # A clean exit after a kernel report is that report's consequence; a crash of QEMU never is.
             await run.fail(verdict, "process", console_explains=code == 0, extra=post.files, first_seen=exited_at)
-    boot.over.set()
+    if machine is run.machine:
+        boot.over.set()
 
 
 class QmpWatch:
-    """Connects QMP and turns its events into failures (panic, guest reset, unexpected stop)."""
+    """Connects QMP to one machine and turns its events into failures (panic, guest reset,
+    unexpected stop) while that machine runs the boot."""
 
-    def __init__(self, run: BootRun) -> None:
+    def __init__(self, run: BootRun, machine: Machine) -> None:
         self.run_ = run
+        self.machine = machine
+
+    async def connect(self) -> bool:
+        """Connect (a problem is journaled when QEMU is alive but QMP does not come)."""
+        run, machine = self.run_, self.machine
+        try:
+            await machine.connect_qmp(self._on_event, timeout=min(30.0, run.watch.boot_timeout))
+        except QMPError as exc:
+            if machine.returncode is None and not run.boot.over.is_set():
+                run.emit(ev.InfraProblem(vm=run.vm.spec.name, problem="qmp", message=str(exc)))
+            return False
+        return True
 
     async def run(self) -> None:
-        run, boot = self.run_, self.run_.boot
-        try:
-            await run.machine.connect_qmp(self._on_event, timeout=min(30.0, run.watch.boot_timeout))
-        except QMPError as exc:
-            if run.machine.returncode is None and not boot.over.is_set():
-                run.emit(ev.InfraProblem(vm=run.vm.spec.name, problem="qmp", message=str(exc)))
-            return
-        boot.qmp_connected.set()
+        if await self.connect():
+            self.run_.boot.qmp_connected.set()
 
     def _on_event(self, event: QmpEvent) -> None:
         run, boot = self.run_, self.run_.boot
-        if not boot.watching:
+        if not boot.watching or self.machine is not run.machine:
             return
         if event.name == "SHUTDOWN" and event.data.get("guest") and event.data.get("reason") == "guest-shutdown":
             boot.guest_shutdown = True
@@ -210,19 +225,24 @@ async def ready_when_running(run: BootRun) -> None:
 
 
 class AgentWatch:
-    """Connects to the guest agent: hello (ready, reboots), heartbeats, the load's job output."""
+    """Listens to the guest agent of one machine: hello (ready, reboots), heartbeats, the load's
+    job output. ``connected``: its channel, when already open (a migration's destination)."""
 
-    def __init__(self, run: BootRun) -> None:
+    def __init__(self, run: BootRun, machine: Machine, connected: GuestAgent | None = None) -> None:
         self.run_ = run
+        self.machine = machine
+        self.connected = connected
 
     async def run(self) -> None:
-        run, boot = self.run_, self.run_.boot
-        try:
-            agent = await run.machine.connect_agent(timeout=min(30.0, run.watch.boot_timeout))
-        except AgentError as exc:
-            if run.machine.returncode is None and not boot.over.is_set():
-                run.emit(ev.InfraProblem(vm=run.vm.spec.name, problem="agent", message=str(exc)))
-            return
+        run, boot, machine = self.run_, self.run_.boot, self.machine
+        agent = self.connected
+        if agent is None:
+            try:
+                agent = await machine.connect_agent(timeout=min(30.0, run.watch.boot_timeout))
+            except AgentError as exc:
+                if machine.returncode is None and not boot.over.is_set():
+                    run.emit(ev.InfraProblem(vm=run.vm.spec.name, problem="agent", message=str(exc)))
+                return
         async for message in agent.events():
             if isinstance(message, Hello):
                 self._on_hello(message)
@@ -264,8 +284,8 @@ class AgentWatch:
 
     def _start_load(self) -> None:
         run, boot = self.run_, self.run_.boot
-        spec, agent = run.vm.spec, run.machine.agent
-        if spec.load is None or agent is None:
+        spec = run.vm.spec
+        if spec.load is None:
             return
 
         async def record(verdict: Verdict, output: str) -> None:
@@ -274,7 +294,7 @@ class AgentWatch:
 
         boot.load = LoadDriver(spec.name, spec.load, vcpus=spec.vcpus, memory_mib=spec.memory_mib,
                                seed=run.vm.seed, vm_index=spec.index, emit=run.emit, record=record)
-        boot.load_task = run.spawn(boot.load.run(agent))
+        boot.load_task = run.spawn(boot.load.run(CurrentAgent(run)))
 
     def _on_heartbeat(self, beat: Heartbeat) -> None:
         run, boot = self.run_, self.run_.boot
@@ -291,10 +311,10 @@ class AgentWatch:
         ))
 
 
-async def sample_process(run: BootRun) -> None:
+async def sample_process(run: BootRun, machine: Machine) -> None:
     """QEMU's CPU, RSS, threads and fds every ``sample_interval``: metrics and leak trends."""
-    boot, machine = run.boot, run.machine
-    while (figures := machine.figures()) is not None:
+    boot = run.boot
+    while machine is run.machine and (figures := machine.figures()) is not None:
         run.emit(ev.ProcessSample(vm=run.vm.spec.name, pid=machine.pid, cpu_s=figures.cpu_s,
                                   rss_bytes=figures.rss_bytes, threads=figures.threads, fds=figures.fds))
         now = clock.now()
@@ -302,3 +322,22 @@ async def sample_process(run: BootRun) -> None:
         for finding in boot.trends.check(now):
             await run.record(finding.verdict(), "trend")
         await asyncio.sleep(run.watch.sample_interval)
+
+
+class CurrentAgent:
+    """The jobs of whichever machine runs the boot now: a migration replaces the agent under the load."""
+
+    def __init__(self, run: BootRun) -> None:
+        self.run_ = run
+
+    def _agent(self) -> GuestAgent:
+        agent = self.run_.machine.agent
+        if agent is None:
+            raise AgentError(f"{self.run_.vm.spec.name}: no agent channel")
+        return agent
+
+    async def start_job(self, cmd: str, timeout: float = 10.0) -> int:
+        return await self._agent().start_job(cmd, timeout)
+
+    async def stop_job(self, job: int, timeout: float = 10.0) -> None:
+        await self._agent().stop_job(job, timeout)

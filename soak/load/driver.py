@@ -18,6 +18,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from soak import clock
 from soak import events as ev
@@ -27,7 +28,6 @@ from soak.kinds import Kind
 from soak.load.plan import StressRun, plan_runs
 from soak.load.settings import LoadSettings
 from soak.load.stressng import RunOutcome, StressMetric
-from soak.vm.channels import GuestAgent
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,14 @@ class _Job:
     outcome: RunOutcome = field(default_factory=RunOutcome)
     exited: asyncio.Future[int] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     output: deque[str] = field(default_factory=lambda: deque(maxlen=OUTPUT_TAIL_LINES))
+
+
+class JobAgent(Protocol):
+    """What the load needs of a guest agent: background jobs (`soak.vm.channels.GuestAgent`)."""
+
+    async def start_job(self, cmd: str, timeout: float = 10.0) -> int: ...
+
+    async def stop_job(self, job: int, timeout: float = 10.0) -> None: ...
 
 
 class LoadDriver:
@@ -75,7 +83,7 @@ class LoadDriver:
         """The guest could not run for ``seconds`` (a fault window): the run's deadline moves."""
         self._paused_s += seconds
 
-    async def run(self, agent: GuestAgent) -> None:
+    async def run(self, agent: JobAgent) -> None:
         """Run the schedule until cancelled (the boot ends)."""
         for planned in self.plan:
             await asyncio.sleep(planned.idle_before_s)

@@ -37,6 +37,18 @@ class Postmortem:
 
 
 @dataclass(frozen=True, slots=True)
+class MigrationStats:
+    """What QEMU says a completed migration cost (``query-migrate``)."""
+
+    total_s: float
+    downtime_s: float
+    """How long the guest did not run at the switchover."""
+    transferred_bytes: int
+    dirty_pages_rate: float
+    """Pages the guest dirtied per second during the migration (0 when QEMU did not say)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessFigures:
     """The QEMU process as the host sees it (sampled for metrics and leak trends)."""
 
@@ -79,8 +91,27 @@ class Machine(Protocol):
     async def connect_qmp(self, on_event: Callable[[QmpEvent], None], *, timeout: float) -> Qmp:
         """:raise QMPError: no QMP within ``timeout``."""
 
-    async def connect_agent(self, *, timeout: float) -> GuestAgent:
-        """:raise AgentError: no agent channel within ``timeout``."""
+    async def connect_agent(self, *, timeout: float, resume: GuestAgent | None = None) -> GuestAgent:
+        """:param resume: the channel to the same guest on the machine this one replaces (a
+        migration): the conversation goes on (command ids stay unique, also for the few the old
+        channel may still send before the switch). Connect a migration's destination before the
+        switch: what the guest says right after it then has a listener.
+        :raise AgentError: no agent channel within ``timeout``."""
+
+    async def accept_migration(self) -> str:
+        """On a machine launched ``incoming``: listen for the source; returns the URI to migrate to.
+
+        :raise QMPError: QEMU refused (connect QMP first).
+        """
+
+    async def migrate_to(self, uri: str, *, paused: bool, timeout: float, bandwidth: int) -> MigrationStats:
+        """Migrate this machine's guest to ``uri`` at most ``bandwidth`` bytes/s; ``paused``: stop it first (the destination
+        then stays paused until told to continue). On success this machine is left
+        ``postmigrate`` (the caller quits it).
+
+        :raise MigrationError: QEMU's error, or no completion within ``timeout`` (cancelled).
+        :raise QMPError: the monitor is gone (QEMU died).
+        """
 
     async def wait(self) -> int:
         """The exit status, once QEMU is gone."""
@@ -117,5 +148,8 @@ class Machine(Protocol):
 class MachineLauncher(Protocol):
     """Starts the machine of one boot of a VM."""
 
-    async def launch(self, spec: VmSpec, boot: int) -> Machine:
-        """:raise LaunchError: QEMU could not be started (the host's or soak's problem)."""
+    async def launch(self, spec: VmSpec, boot: int, *, incoming: bool = False) -> Machine:
+        """``incoming``: the destination of a migration (it waits for `Machine.accept_migration`).
+
+        :raise LaunchError: QEMU could not be started (the host's or soak's problem).
+        """

@@ -52,6 +52,8 @@ class BootFiles:
     agent_socket: Path
     snapshot_disk: Path | None = None
     """A qcow2 for the snapshot fault's vmstate, when the VM has one."""
+    migration_socket: Path | None = None
+    """Where a migration destination listens (``-incoming defer``, then migrate-incoming)."""
 
 
 def host_tsc_khz() -> int | None:
@@ -88,5 +90,6 @@ def machine_config(spec: VmSpec, image: BootImage, host: Host, files: BootFiles,
         tsc_khz=host.tsc_khz,
         qmp_socket=files.qmp_socket,
         agent_socket=files.agent_socket,
+        incoming="defer" if files.migration_socket is not None else None,
         extra_args=extra,
     )

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from soak import clock
-from soak.errors import AgentError, LaunchError, QMPError
-from soak.machine.base import Postmortem, ProcessFigures
+from soak.errors import AgentError, LaunchError, MigrationError, QMPError
+from soak.machine.base import Machine, MachineLauncher, MigrationStats, Postmortem, ProcessFigures
 from soak.profile import VmSpec
 from soak.vm.agent import (
     AgentEvent,
@@ -117,6 +117,10 @@ class GuestScript:
     postmortem: Postmortem = field(default_factory=Postmortem)
     """What the host tells about a death by a signal (host OOM, a backtrace)."""
     has_agent: bool = True
+    migration_s: float = 0.5
+    """How long a migration from this machine takes (its downtime is a tenth of it)."""
+    migration_error: str | None = None
+    """A migration from this machine fails with this QEMU error."""
     poweroff_works: bool = True
     """The agent's poweroff makes the guest power off (False: it is ignored)."""
 
@@ -179,11 +183,15 @@ class FakeQmp:
 
 
 class FakeAgent:
-    def __init__(self, machine: FakeMachine) -> None:
+    def __init__(self, machine: FakeMachine, first_job: int = 1) -> None:
         self._machine = machine
         self._events: asyncio.Queue[AgentEvent] = asyncio.Queue()
-        self._jobs = 0
+        self._jobs = first_job - 1
         self.closed = False
+
+    @property
+    def last_id(self) -> int:
+        return self._jobs
 
     def put(self, event: AgentEvent) -> None:
         if not self.closed:
@@ -213,15 +221,9 @@ class FakeAgent:
     async def start_job(self, cmd: str, timeout: float = 10.0) -> int:
         self._check("start")
         self._jobs += 1
-        self._machine.later(self._machine.script.job_seconds, self._job_done(self._jobs, cmd))
-        return self._jobs
-
-    def _job_done(self, job: int, cmd: str) -> Callable[[], None]:
-        def done() -> None:
-            stressor = cmd.split("--")[1].split()[0] if "--" in cmd else "cpu"
-            self.put(JobOutput(clock.now(), job, f"stress-ng: metrc: [1] {stressor} 100 1.00 1.00 0.00 100.00 100.00"))
-            self.put(JobExit(clock.now(), job, 0))
-        return done
+        job, machine = self._jobs, self._machine
+        asyncio.get_running_loop().call_later(machine.script.job_seconds, lambda: machine.job_done(job, cmd))
+        return job
 
     async def stop_job(self, job: int, timeout: float = 10.0) -> None:
         self._check("stop")
@@ -252,8 +254,14 @@ class FakeAgent:
 class FakeMachine:
     """One boot of a fake guest (see `soak.machine.base.Machine`)."""
 
-    def __init__(self, name: str, script: GuestScript, *, vcpus: int, qmp_timeout: float, pid: int) -> None:
+    def __init__(self, name: str, script: GuestScript, *, vcpus: int, qmp_timeout: float, pid: int,
+                 incoming: bool = False, launcher: FakeLauncher | None = None, memory_mib: int = 256) -> None:
         self._name = name
+        self.memory_mib = memory_mib
+        self._launcher = launcher
+        self.incoming = incoming
+        self.successor: FakeMachine | None = None
+        """The machine the guest migrated to."""
         self.script = script
         self.vcpus = vcpus
         self._qmp_timeout = qmp_timeout
@@ -276,8 +284,11 @@ class FakeMachine:
         self.signals: list[int] = []
         self._cpu_s = 0.0
         self._cpu_at = self.started
+        if incoming:  # a migration's destination: the guest arrives with its state, not by booting
+            self.run_state = "inmigrate"
+            return
         for t, action in script.steps:
-            self.later(t, self.acting(action))
+            self.guest_later(t, action)
         if script.hello_after is not None:
             self.later(script.hello_after, self._say_hello)
 
@@ -294,6 +305,21 @@ class FakeMachine:
 
     def acting(self, action: Action) -> Callable[[], None]:
         return lambda: self.act(action)
+
+    def home(self) -> FakeMachine:
+        """The machine that runs the guest now: this one, or the one it migrated to."""
+        home = self
+        while home.successor is not None:
+            home = home.successor
+        return home
+
+    def guest_later(self, delay: float, action: Action) -> None:
+        """A scripted step of the guest: it happens wherever the guest runs by then."""
+        def fire() -> None:
+            home = self.home()
+            if home.returncode is None:
+                home.act(action)
+        asyncio.get_running_loop().call_later(delay, fire)
 
     def act(self, action: Action) -> None:
         if isinstance(action, Print):
@@ -320,6 +346,15 @@ class FakeMachine:
             self.run_state = "guest-panicked"
             self._qmp_event("GUEST_PANICKED", {"action": "pause"})
             self._qmp_event("STOP")
+
+    def job_done(self, job: int, cmd: str) -> None:
+        """A load job ends in the guest, wherever the guest runs by now (a migration moves it)."""
+        home = self.home()
+        if home.returncode is not None or home._agent is None:
+            return
+        stressor = cmd.split("--")[1].split()[0] if "--" in cmd else "cpu"
+        home._agent.put(JobOutput(clock.now(), job, f"stress-ng: metrc: [1] {stressor} 100 1.00 1.00 0.00 100.00 100.00"))
+        home._agent.put(JobExit(clock.now(), job, 0))
 
     def hello_event(self) -> Hello:
         return Hello(clock.now(), 1, "6.1.0-fake", self.vcpus, 256 * 1024, self.boot_id, "fake",
@@ -384,6 +419,8 @@ class FakeMachine:
             self.run_state = "paused"
             self._qmp_event("STOP")
         elif command == "cont":
+            if self.run_state == "postmigrate":
+                raise QMPCommandError(command, "GenericError", "the guest has left this machine")
             self.run_state = "running"
             self._qmp_event("RESUME")
         elif command == "quit":
@@ -440,14 +477,57 @@ class FakeMachine:
         self._qmp = FakeQmp(self, on_event, self._qmp_timeout)
         return self._qmp
 
-    async def connect_agent(self, *, timeout: float) -> FakeAgent:
+    async def connect_agent(self, *, timeout: float, resume: object | None = None) -> FakeAgent:
         if self.returncode is not None or not self.script.has_agent:
             raise AgentError(f"{self._name}: no agent channel")
-        self._agent = FakeAgent(self)
+        self._agent = FakeAgent(self, first_job=resume.last_id + 1000 if isinstance(resume, FakeAgent) else 1)
         return self._agent
 
     async def wait(self) -> int:
         return await asyncio.shield(self._exit)
+
+    async def accept_migration(self) -> str:
+        if self._qmp is None or not self.incoming or self._launcher is None:
+            raise QMPError(f"{self._name}: not a migration destination with QMP connected")
+        uri = f"fake:{self._pid}"
+        self._launcher.listening[uri] = self
+        return uri
+
+    async def migrate_to(self, uri: str, *, paused: bool, timeout: float, bandwidth: int) -> MigrationStats:
+        if self.returncode is not None or self._launcher is None:
+            raise QMPError(f"{self._name}: migrate failed: disconnected")
+        dest = self._launcher.listening.pop(uri)
+        if paused:
+            self.run_state = "paused"
+        await asyncio.sleep(min(self.script.migration_s, timeout))
+        if self.returncode is not None:
+            raise QMPError(f"{self._name}: query-migrate failed: disconnected")
+        if dest.memory_mib != self.memory_mib:  # what QEMU's destination says, then it exits
+            error = (f"Length mismatch: pc.ram: 0x{self.memory_mib << 20:x} in != 0x{dest.memory_mib << 20:x}: "
+                     "Invalid argument")
+            dest.act(Exit(1))
+            raise MigrationError(f"migration failed: {error}", qemu_error=error)
+        if self.script.migration_error is not None or dest.returncode is not None:
+            error = self.script.migration_error or "Unable to write to socket: Broken pipe"
+            raise MigrationError(f"migration failed: {error}", qemu_error=error)
+        if self.script.migration_s > timeout:
+            raise MigrationError(f"migration did not complete within {timeout:.0f}s", qemu_error="status active")
+        dest.take_over(self, paused=paused)
+        self.successor = dest
+        self.run_state = "postmigrate"
+        self.hung = Hang(busy=False)  # the source runs no guest any more
+        return MigrationStats(total_s=self.script.migration_s, downtime_s=self.script.migration_s / 10,
+                              transferred_bytes=64 << 20, dirty_pages_rate=1000.0)
+
+    def take_over(self, source: FakeMachine, *, paused: bool) -> None:
+        """The guest's state arrived: the same boot goes on here."""
+        self.incoming = False
+        self.boot_id, self.seq, self.started = source.boot_id, source.seq, source.started
+        self.hung, self.frozen = source.hung, source.frozen
+        self.run_state = "paused" if paused else "running"
+        if not paused:
+            self._qmp_event("RESUME")
+        self._schedule_beat()
 
     def send_signal(self, sig: int) -> None:
         self.signals.append(sig)
@@ -527,18 +607,26 @@ class FakeLauncher:
         self._scripts = scripts
         self.qmp_timeout = qmp_timeout
         self.launched: list[FakeMachine] = []
+        self.listening: dict[str, FakeMachine] = {}
+        """Migration destinations by URI."""
 
     def script(self, spec: VmSpec, boot: int) -> GuestScript:
         return self._scripts(spec, boot) if callable(self._scripts) else self._scripts
 
-    async def launch(self, spec: VmSpec, boot: int) -> FakeMachine:
+    async def launch(self, spec: VmSpec, boot: int, *, incoming: bool = False) -> FakeMachine:
         script = self.script(spec, boot)
         if script.launch_error is not None:
             raise LaunchError(script.launch_error)
         machine = FakeMachine(spec.name, script, vcpus=spec.vcpus, qmp_timeout=self.qmp_timeout,
-                              pid=100_000 + 100 * len(self.launched))
+                              pid=100_000 + 100 * len(self.launched), incoming=incoming, launcher=self,
+                              memory_mib=spec.memory_mib)
         self.launched.append(machine)
         return machine
 
     def machines(self, vm: str) -> list[FakeMachine]:
         return [m for m in self.launched if m.name == vm]
+
+
+def _conforms(launcher: FakeLauncher, machine: FakeMachine) -> tuple[MachineLauncher, Machine]:
+    """mypy checks here that the fakes keep up with the interface they stand in for."""
+    return launcher, machine

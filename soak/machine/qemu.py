@@ -25,18 +25,22 @@ import psutil
 
 from soak import hostoom
 from soak.errors import AgentError, LaunchError, QMPError
-from soak.machine.base import Postmortem, ProcessFigures
+from soak.machine.base import Machine, MachineLauncher, MigrationStats, Postmortem, ProcessFigures
 from soak.machine.config import BootFiles, BootImage, Host, machine_config
+from soak.machine.migrate import migrate
 from soak.profile import VmSpec
 from soak.rundir import RunDir
 from soak.vm import coredump, evidence
 from soak.vm.agent import AgentClient
 from soak.vm.argv import build_argv
+from soak.vm.channels import GuestAgent
 from soak.vm.console import read_tail
 from soak.vm.process import QemuProcess
 from soak.vm.qmp import QmpEvent, QmpSession
 
 QEMU_IMG_TIMEOUT_S = 30.0
+RESUME_ID_GAP = 1000
+"""A resumed agent conversation's first command id is this far past the old channel's last."""
 CORE_SIGNALS = frozenset(int(s) for s in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGILL,
                                          signal.SIGFPE, signal.SIGTRAP, signal.SIGSYS, signal.SIGQUIT))
 """Signals whose default action dumps core."""
@@ -108,8 +112,10 @@ class QemuMachine:
         self._qmp = session
         return session
 
-    async def connect_agent(self, *, timeout: float) -> AgentClient:
-        agent = AgentClient(self._files.agent_socket, name=self._name)
+    async def connect_agent(self, *, timeout: float, resume: GuestAgent | None = None) -> AgentClient:
+        # the old channel may still send a command or two until the switch: leave it room
+        first_id = resume.last_id + RESUME_ID_GAP if isinstance(resume, AgentClient) else 1
+        agent = AgentClient(self._files.agent_socket, name=self._name, first_id=first_id)
         try:
             await agent.connect(timeout=timeout)
         except AgentError:
@@ -120,6 +126,18 @@ class QemuMachine:
 
     async def wait(self) -> int:
         return await self._process.wait()
+
+    async def accept_migration(self) -> str:
+        if self._qmp is None or self._files.migration_socket is None:
+            raise QMPError(f"{self._name}: not a migration destination with QMP connected")
+        uri = f"unix:{self._files.migration_socket}"
+        await self._qmp.execute("migrate-incoming", {"uri": uri})
+        return uri
+
+    async def migrate_to(self, uri: str, *, paused: bool, timeout: float, bandwidth: int) -> MigrationStats:
+        if self._qmp is None:
+            raise QMPError(f"{self._name}: QMP is not connected")
+        return await migrate(self._qmp, uri, paused=paused, timeout=timeout, bandwidth=bandwidth)
 
     def send_signal(self, sig: int) -> None:
         self._process.send_signal(sig)
@@ -208,6 +226,8 @@ class QemuLauncher:
         self.heartbeat_interval = heartbeat_interval
         self.qmp_timeout = qmp_timeout
         self.cores: CorePolicy = cores
+        self._machines: dict[str, int] = {}
+        """Machines launched per VM: numbers their sockets."""
 
     @classmethod
     @contextlib.contextmanager
@@ -221,18 +241,24 @@ class QemuLauncher:
         finally:
             shutil.rmtree(socket_dir, ignore_errors=True)
 
-    def files(self, spec: VmSpec) -> BootFiles:
+    def files(self, spec: VmSpec, *, incoming: bool = False) -> BootFiles:
+        """The host-side files of a machine of ``spec``; each machine of a VM gets its own sockets
+        (a migration runs two at once), disks are shared by path."""
+        n = self._machines[spec.name] = self._machines.get(spec.name, 0) + 1
+        sockets = self.socket_dir
         snapshot = self.run_dir.vm_dir(spec.name) / "snapshot.qcow2" if spec.needs_snapshot_disk else None
-        return BootFiles(qmp_socket=self.socket_dir / f"{spec.name}.qmp",
-                         agent_socket=self.socket_dir / f"{spec.name}.agent", snapshot_disk=snapshot)
+        return BootFiles(qmp_socket=sockets / f"{spec.name}.{n}.qmp", agent_socket=sockets / f"{spec.name}.{n}.agent",
+                         snapshot_disk=snapshot,
+                         migration_socket=sockets / f"{spec.name}.{n}.mig" if incoming else None)
 
-    async def launch(self, spec: VmSpec, boot: int) -> QemuMachine:
+    async def launch(self, spec: VmSpec, boot: int, *, incoming: bool = False) -> QemuMachine:
         """:raise LaunchError: a file QEMU needs cannot be made, or QEMU cannot be executed."""
         image = self.images[spec.group]
-        files = self.files(spec)
-        for sock in (files.qmp_socket, files.agent_socket):
-            sock.unlink(missing_ok=True)
-        if files.snapshot_disk is not None:
+        files = self.files(spec, incoming=incoming)
+        for sock in (files.qmp_socket, files.agent_socket, files.migration_socket):
+            if sock is not None:
+                sock.unlink(missing_ok=True)
+        if files.snapshot_disk is not None and not incoming:  # a destination takes over the source's
             await create_qcow2(self.host.qemu, files.snapshot_disk, "4G")
         config = machine_config(spec, image, self.host, files, boot=boot,
                                 heartbeat_interval=self.heartbeat_interval)
@@ -296,3 +322,8 @@ async def create_qcow2(qemu: str, path: Path, size: str) -> None:
         raise LaunchError(f"qemu-img create {path} failed: {message[0]}", argv=argv,
                           exit_code=process.returncode)
 
+
+
+def _conforms(launcher: QemuLauncher, machine: QemuMachine) -> tuple[MachineLauncher, Machine]:
+    """mypy checks here that the real machine keeps up with the interface."""
+    return launcher, machine

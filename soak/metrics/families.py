@@ -155,6 +155,13 @@ def live_families(
         "detected_by",
         snapshot.detection,
     )
+    yield _by_label("soak_migrations", "Live migrations (the migrate fault), by result.", "result",
+                    snapshot.migrations)
+    yield _histograms("soak_migration_duration_seconds", "Total time of completed live migrations.", "mode",
+                      snapshot.migration_time)
+    yield _histograms("soak_migration_downtime_seconds",
+                      "How long the guest did not run at a completed migration's switchover.", "mode",
+                      snapshot.migration_downtime)
     yield from vm_families(snapshot.vms, now)
 
 

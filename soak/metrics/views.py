@@ -95,6 +95,9 @@ class Snapshot:
     boot_time: dict[str, Histogram]
     lateness: dict[str, Histogram]
     detection: dict[str, Histogram]
+    migration_time: dict[str, Histogram]
+    migration_downtime: dict[str, Histogram]
+    migrations: dict[str, int]
     vms: list[VmRecord]
     """The VMs still in the run (retired ones left it)."""
 
@@ -105,5 +108,8 @@ def snapshot(model: RunModel) -> Snapshot:
         boot_time=model.boot_time.copy(),
         lateness=model.lateness.copy(),
         detection=model.detection.copy(),
+        migration_time=model.migration_time.copy(),
+        migration_downtime=model.migration_downtime.copy(),
+        migrations=dict(model.migrations),
         vms=[vm.copy() for vm in model.vms.values() if vm.state is not VmState.RETIRED],
     )

@@ -22,6 +22,7 @@ from soak.events import (
     HeartbeatLate,
     InfraProblem,
     JournalDropped,
+    Migrated,
     Observation,
     ProcessSample,
     RunFinished,
@@ -48,6 +49,10 @@ from soak.runmodel.vm import LIVE, Rate, VmRecord, VmState
 BOOT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
 """Boot time: KVM boots take seconds, TCG boots under load several minutes."""
 LATENESS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+MIGRATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+"""Migration time: under a second for an idle 256 MiB TCG guest; minutes for a large busy one."""
+DOWNTIME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+"""Migration downtime: tens of milliseconds live, the whole migration when paused first."""
 DETECTION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 """Detection latency: console lines are seen in milliseconds, hangs after the hang timeout."""
 
@@ -100,6 +105,14 @@ class RunModel:
         """Failure detection latency by watcher (`Failure.detected_by`)."""
         for detector in DETECTORS:  # exported at 0 from the start: "avoid missing metrics"
             self.detection.get(detector)
+        modes = LabelCap(0, ("live", "paused", OTHER))
+        self.migration_time = LabeledHistograms(MIGRATION_BUCKETS, modes)
+        """Total time of completed migrations, by mode."""
+        self.migration_downtime = LabeledHistograms(DOWNTIME_BUCKETS, modes)
+        self.migration_time.get("live")  # exported (empty) from the start, like every other histogram
+        self.migration_downtime.get("live")
+        self.migrations: dict[str, int] = {"completed": 0, "failed": 0}
+        """Migrations by result."""
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
             RunStarted: self._run_started,
             VmStarting: self._vm_starting,
@@ -115,6 +128,7 @@ class RunModel:
             VmRetired: self._vm_retired,
             InfraProblem: self._infra,
             Observation: self._observation,
+            Migrated: self._migrated,
             ConsoleDropped: self._console_dropped,
             JournalDropped: self._journal_dropped,
             RunFinished: self._run_finished,
@@ -305,6 +319,16 @@ class RunModel:
         self.infra_problems[problem] = self.infra_problems.get(problem, 0) + 1
         if len(self.problems) < MAX_KEPT_PROBLEMS:
             self.problems.append(e)
+
+    def _migrated(self, e: Migrated) -> None:
+        vm = self._vm(e.vm)
+        if not e.ok:
+            self.migrations["failed"] += 1
+            return
+        self.migrations["completed"] += 1
+        vm.migrations += 1
+        self.migration_time.get(e.mode).observe(e.total_s)
+        self.migration_downtime.get(e.mode).observe(e.downtime_s)
 
     def _observation(self, e: Observation) -> None:
         if len(self.observations) < MAX_KEPT_OBSERVATIONS:

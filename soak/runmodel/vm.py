@@ -89,6 +89,8 @@ class VmRecord:
     first_ready: float | None = None
     first_fault: float | None = None
     faults: int = 0
+    migrations: int = 0
+    """Completed live migrations: the guest now runs in a later QEMU process than its boot's."""
     console_dropped_bytes: int = 0
     """Console bytes its store did not keep within ``console_limit`` (the classifier saw them all)."""
 

@@ -225,7 +225,7 @@ class AgentClient:
     """
 
     def __init__(self, socket_path: Path | str, *, name: str, max_events: int = 1024,
-                 max_output: int = 64 * 1024) -> None:
+                 max_output: int = 64 * 1024, first_id: int = 1) -> None:
         self.socket_path = Path(socket_path)
         self.name = name
         self.max_output = max_output
@@ -237,7 +237,9 @@ class AgentClient:
         self._wakeup = asyncio.Event()
         self._hello_seen = asyncio.Event()
         self._pending: dict[int, _Pending] = {}
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(first_id)
+        self.last_id = first_id - 1
+        """The newest command id used: a channel that resumes this conversation starts after it."""
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
@@ -409,7 +411,7 @@ class AgentClient:
     async def _request(self, verb: str, args: str, timeout: float, *, collect: bool = False) -> tuple[Message, _Pending]:
         if self._writer is None or self._closed is not None:
             raise AgentError(f"{self.name}: agent channel is not open ({self._closed or 'not connected'})")
-        ident = next(self._ids)
+        ident = self.last_id = next(self._ids)
         line = format_command(ident, verb, args)
         pending = _Pending(asyncio.get_running_loop().create_future(), collect, [])
         self._pending[ident] = pending

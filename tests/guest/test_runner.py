@@ -334,3 +334,24 @@ def test_faults_declared_to_fail_give_expected_failures(tmp_path: Path) -> None:
     assert run.titles("k-0") == [("qemu-crash", "QEMU killed by SIGKILL")]
     assert all(f.expected for f in run.failures())
     assert sorted(f.faults[0] for f in run.failures()) == ["kill#1", "sigstop#1"]
+
+
+def test_the_same_signal_twice_at_once_is_one_request_to_stop_gently(tmp_path: Path) -> None:
+    import os
+
+    profile = fake_profile("""
+        [[group]]
+        name = "a"
+        count = 2
+    """)
+    launcher = FakeLauncher()
+
+    async def scancel(supervisor: Supervisor) -> None:
+        await asyncio.sleep(30)
+        os.kill(os.getpid(), signal.SIGTERM)  # Slurm's TERM to soak, and its batch script's forwarded one
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    run = run_fleet(profile, launcher, tmp_path, during=scancel)
+    assert run.reason == "signal"  # stopped in order, not cancelled
+    assert [s.reason for s in run.probe.of(ev.VmStopped)] == ["signal", "signal"]
+    assert all(m.returncode == 0 for m in launcher.launched)  # powered off, not killed

@@ -45,7 +45,7 @@ def test_outcomes() -> None:
     assert fault_type("kill").outcome == {Kind.QEMU_CRASH}
     assert Kind.KERNEL_OOPS in fault_type("oops").outcome
     assert fault_type("softlockup").outcome >= {Kind.SOFT_LOCKUP, Kind.RCU_STALL}
-    assert all(f.guest == (name not in {"pause", "sigstop", "reset", "nmi", "vcpu-hotplug", "snapshot", "kill",
+    assert all(f.guest == (name not in {"pause", "sigstop", "reset", "nmi", "vcpu-hotplug", "snapshot", "migrate", "kill",
                                          "segv"}) for name, f in FAULT_TYPES.items())
 
 

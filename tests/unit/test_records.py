@@ -155,5 +155,7 @@ def _every_event() -> list[ev.Event]:
         ev.ConsoleDropped(t=109.5, vm="a-0", boot=1, dropped_bytes=4096, kept_bytes=1024, limit_bytes=2048),
         ev.Observation(t=109.6, vm="a-0", topic="console-flood", message="64 KiB/s", value=65536.0),
         ev.JournalDropped(t=109.7, dropped=3),
+        ev.Migrated(t=109.8, vm="a-0", seq=2, mode="live", ok=True, total_s=0.5, downtime_s=0.02,
+                    transferred_bytes=1 << 20, dirty_pages_rate=10.0, pid=6),
         ev.RunFinished(t=160.0, reason="deadline", verdict="failures", failures=1, infra_problems=1),
     ]
