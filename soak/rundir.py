@@ -22,12 +22,13 @@ import json
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from soak.diskio import make_reserve
+from soak.errors import UsageError
 from soak.journal import JOURNAL_NAME
 
 RESERVE_BYTES = 1 << 20
@@ -48,6 +49,42 @@ def default_run_dir(profile_name: str, base: Path = Path("runs")) -> Path:
         n += 1
         path = base / f"{name}-{stamp}-{n}"
     return path
+
+
+def find_journals(paths: Iterable[Path]) -> list[Path]:
+    """The journals of the run directories at or below ``paths``, each once, in path order.
+
+    A journal file is itself; a run directory (it holds a journal) is not searched
+    further; any other folder is searched below, without following symbolic links
+    (a group of shards: ``runs/NAME-GROUP/shard-I-of-N-attempt-K/``).
+
+    :raise UsageError: a path that does not exist, or has no journal at or below it.
+    """
+    found: dict[Path, Path] = {}
+    for path in paths:
+        if not path.exists():
+            raise UsageError(f"{path}: no such file or directory")
+        journals = [path] if path.is_file() else _journals_below(path)
+        if not journals:
+            raise UsageError(f"{path}: no {JOURNAL_NAME} here or below: is it a soak run directory, "
+                             "or a folder holding some?")
+        for journal in journals:
+            found.setdefault(journal.resolve(), journal)
+    return list(found.values())
+
+
+def _journals_below(folder: Path) -> list[Path]:
+    journals = []
+    for where, dirs, files in os.walk(folder, onerror=_unreadable):
+        if JOURNAL_NAME in files:
+            journals.append(Path(where) / JOURNAL_NAME)
+            dirs.clear()  # a run directory's own folders (VMs, evidence) hold no journal
+        dirs.sort()
+    return journals
+
+
+def _unreadable(exc: OSError) -> None:
+    raise UsageError(f"{exc.filename}: cannot read this folder: {exc.strerror}")
 
 
 def _safe_name(name: str) -> str:

@@ -66,6 +66,74 @@ class VmSummary:
     """stress-ng bogo-ops/s per stressor, the mean over its runs on this VM."""
     console_dropped_bytes: int = 0
     """Console bytes not kept within run.console_limit (the classifier saw them all)."""
+    host: str = ""
+    """The host that ran it ("" in a journal written before shards)."""
+    shard: int = 0
+
+
+@dataclass
+class Spread:
+    """Where a failure signature of a merged summary was seen."""
+
+    hosts: list[str] = field(default_factory=list)
+    attempts: list[str] = field(default_factory=list)
+    """Labels of the attempts it was seen in (``shard 1/3 attempt 0``)."""
+    superseded: int = 0
+    """Occurrences in superseded attempts (counted all the same)."""
+
+
+@dataclass
+class AttemptSummary:
+    """One attempt of a shard, as the ``shards`` section of a merged summary lists it."""
+
+    label: str
+    attempt: int | None
+    host: str
+    run_dir: str
+    run_id: str = ""
+    engine_job: str = ""
+    started: float | None = None
+    finished: float | None = None
+    finish_reason: str | None = None
+    torn_tail: bool = False
+    skipped_records: int = 0
+    superseded: bool = False
+    verdict: str = "clean"
+    vms: int = 0
+    vm_hours: float = 0.0
+    failures: int = 0
+    unexpected_failures: int = 0
+    infra_problems: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"attempt": self.attempt, "host": self.host, "run_dir": self.run_dir, "run_id": self.run_id,
+                "engine_job": self.engine_job, "started": self.started, "finished": self.finished,
+                "finish_reason": self.finish_reason, "torn_tail": self.torn_tail,
+                "skipped_records": self.skipped_records, "superseded": self.superseded, "verdict": self.verdict,
+                "vms": self.vms, "vm_hours": round(self.vm_hours, 4), "failures": self.failures,
+                "unexpected_failures": self.unexpected_failures, "infra_problems": self.infra_problems}
+
+
+@dataclass
+class ShardSummary:
+    """One shard of a run group and its attempts, oldest first (none: the shard is missing)."""
+
+    shard: int | None
+    """None: a journal whose shard cannot be told (no run-started record)."""
+    shards: int
+    attempts: list[AttemptSummary] = field(default_factory=list)
+
+    @property
+    def counted(self) -> AttemptSummary | None:
+        return next((a for a in reversed(self.attempts) if not a.superseded), None)
+
+    def to_json(self) -> dict[str, Any]:
+        counted = self.counted
+        return {"shard": self.shard, "shards": self.shards, "missing": not self.attempts,
+                "host": counted.host if counted else None, "run_dir": counted.run_dir if counted else None,
+                "finished": counted is not None and counted.finished is not None,
+                "verdict": counted.verdict if counted else None,
+                "attempts": [a.to_json() for a in self.attempts]}
 
 
 @dataclass
@@ -98,6 +166,16 @@ class Summary:
     """Worth knowing, neither a guest failure nor soak's trouble (a console flood)."""
     journal_dropped: int = 0
     """Sampled records the journal dropped because its disk fell behind."""
+    # A merged summary of a run group (soak.merged) also has:
+    shards: list[ShardSummary] | None = None
+    """Every shard and its attempts; None: the summary of one run."""
+    run_group: str = ""
+    root: str = ""
+    """The directory holding the group's run directories; evidence paths are relative to it."""
+    group_problems: list[str] = field(default_factory=list)
+    """Why the journals are not one whole run (`soak.runmodel.RunGroup.problems`)."""
+    spread: dict[tuple[str, str], Spread] = field(default_factory=dict)
+    """Where each failure signature was seen, by (kind, title)."""
 
     @property
     def unexpected_failures(self) -> int:
@@ -159,6 +237,8 @@ class Summary:
                     "kernel": v.kernel,
                     "bogo_ops_per_s": {name: round(rate, 2) for name, rate in v.bogo_ops_per_s.items()},
                     "console_dropped_bytes": v.console_dropped_bytes,
+                    "host": v.host,
+                    "shard": v.shard,
                 }
                 for v in self.vms.values()
             ],
@@ -176,6 +256,9 @@ class Summary:
                     "last_evidence": g.last_evidence,
                     "corrupted": g.corrupted,
                     "without_evidence": g.without_evidence,
+                    "hosts": self.hosts_of(g),
+                    "superseded": self.spread[(g.kind, g.title)].superseded if (g.kind, g.title) in self.spread
+                    else 0,
                 }
                 for g in self.failures
             ],
@@ -190,7 +273,20 @@ class Summary:
             "journal": {"torn_tail": self.torn_tail, "skipped_records": self.skipped_records,
                         "dropped_samples": self.journal_dropped},
             "metrics": self.metrics,
-        }
+        } | self._group_json()
+
+    def hosts_of(self, group: FailureGroup) -> list[str]:
+        """The hosts a failure signature hit, in the order first hit."""
+        spread = self.spread.get((group.kind, group.title))
+        if spread is not None:
+            return spread.hosts
+        return list(dict.fromkeys(self.vms[vm].host for vm in group.vms if vm in self.vms and self.vms[vm].host))
+
+    def _group_json(self) -> dict[str, Any]:
+        if self.shards is None:
+            return {}
+        return {"run_group": self.run_group, "root": self.root, "group_problems": self.group_problems,
+                "shards": [shard.to_json() for shard in self.shards]}
 
 
 def summary_of(model: RunModel, *, now: float | None = None) -> Summary:
@@ -222,6 +318,8 @@ def summary_of(model: RunModel, *, now: float | None = None) -> Summary:
                 kernel=vm.kernel,
                 bogo_ops_per_s={name: rate.mean for name, rate in vm.throughput.items()},
                 console_dropped_bytes=vm.console_dropped_bytes,
+                host=run.host if run else "",
+                shard=run.shard if run else 0,
             )
             for vm in model.vms.values()
         },

@@ -12,6 +12,7 @@ as if the run were recorded, and never creates a history file.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,8 +85,10 @@ class HistoryUse:
             rated.warnings.append(f"the history failed (a soak bug, please report it): {exc!r}")
         return rated
 
-    def rate(self, facts: RunFacts) -> dict[Key, Status] | None:
+    def rate(self, facts: RunFacts, *, exclude: Collection[str] = ()) -> dict[Key, Status] | None:
         """The statuses of a run's failures against the history, read-only; None with ``--no-history``.
+        ``exclude``: run ids the history may hold that are part of the rated run itself (the
+        shard attempts of a merged run group, each recorded by its own ``soak run``).
 
         :raise HistoryError: the history cannot be used.
         :raise UsageError: a path the user named that is not a history.
@@ -96,4 +99,4 @@ class HistoryUse:
         if store is None:
             return run_statuses(facts, None, self.policy)
         with store:
-            return run_statuses(facts, store, self.policy)
+            return run_statuses(facts, store, self.policy, exclude=exclude)

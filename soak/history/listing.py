@@ -7,7 +7,7 @@ Each view reads the store's rows once and decides every status with the one
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,12 +32,14 @@ def point(run: RunRow) -> RunPoint:
     return RunPoint(run.run_id, run.profile, run.started, run.boots > 0)
 
 
-def run_statuses(facts: RunFacts, store: HistoryStore | None, policy: Policy) -> dict[Key, Status]:
+def run_statuses(facts: RunFacts, store: HistoryStore | None, policy: Policy, *,
+                 exclude: Collection[str] = ()) -> dict[Key, Status]:
     """The status of each signature of a run, against the runs of ``store`` before it (as if the
-    run were recorded, whether it is or not); keyed by (kind, title) as the summary has them."""
+    run were recorded, whether it is or not); keyed by (kind, title) as the summary has them.
+    Runs whose ids are in ``exclude`` are left out (parts of the rated run: a group's shards)."""
     keys = {(s.kind, s.title) for s in facts.signatures}
-    runs = store.runs() if store is not None else []
-    sightings = store.sightings(keys) if store is not None and keys else []
+    runs = [r for r in store.runs() if r.run_id not in exclude] if store is not None else []
+    sightings = [s for s in store.sightings(keys) if s.run_id not in exclude] if store is not None and keys else []
     history = chronicle(runs, sightings)
     me = RunPoint(facts.run_id, facts.profile, facts.ended if facts.started is None else facts.started,
                   facts.boots > 0)

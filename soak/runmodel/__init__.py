@@ -48,7 +48,15 @@ Detail (`RunModel(detail=True)`, then ``model.detail``; see ``soak.runmodel.deta
     detail.samples.boot_s[vcpus], .lateness_s[vcpus]
 
 Several journals (``soak.runmodel.merge``): `merged_signatures({label: model})`,
-`merged_vm_seconds`, and `combined_facts(models).verdict`.
+`merged_vm_seconds`, `merged_signature_facts`, and `combined_facts(models).verdict`.
+A run group (``soak.runmodel.group``: the shards of one run and their attempts)::
+
+    group = group_runs(load_runs(journals))   # placed by their RunStarted records
+    group.counted / group.superseded          # Attempt: .label .model .run_dir .host .slot
+    group.by_shard()                          # [(shard, [Attempt, oldest first])]; [] = missing
+    group.problems                            # missing, unfinished, torn, mismatched: one line each
+    group.verdict_facts().verdict             # counted attempts + superseded failures + problems
+    group.run_facts()                         # the group as one run, for the history's statuses
 
 Extending: a new event type or field is folded by a handler in `RunModel._handlers`
 (and `RunDetail._handlers` if a report needs it); events of types without a handler are
@@ -74,7 +82,13 @@ from soak.runmodel.detail import (
 )
 from soak.runmodel.facts import RunFacts, SignatureFacts, VmShape, run_facts
 from soak.runmodel.failures import Expectation, FailureGroup
-from soak.runmodel.merge import MergedSignature, merged_signatures, merged_vm_seconds
+from soak.runmodel.group import Attempt, RunGroup, group_runs
+from soak.runmodel.merge import (
+    MergedSignature,
+    merged_signature_facts,
+    merged_signatures,
+    merged_vm_seconds,
+)
 from soak.runmodel.model import RunModel
 from soak.runmodel.replay import LoadedRun, load_run, load_runs, replay
 from soak.runmodel.series import Buckets, Point
@@ -91,6 +105,7 @@ __all__ = [
     "HEARTBEAT_STATES",
     "LIVE",
     "VERDICT_EXIT",
+    "Attempt",
     "BootSpan",
     "Buckets",
     "Expectation",
@@ -103,6 +118,7 @@ __all__ = [
     "Rate",
     "RunDetail",
     "RunFacts",
+    "RunGroup",
     "RunModel",
     "Samples",
     "SignatureFacts",
@@ -112,8 +128,10 @@ __all__ = [
     "VmShape",
     "VmState",
     "combined_facts",
+    "group_runs",
     "load_run",
     "load_runs",
+    "merged_signature_facts",
     "merged_signatures",
     "merged_vm_seconds",
     "replay",

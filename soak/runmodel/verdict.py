@@ -1,6 +1,9 @@
 """The verdict of a run: one function, used by the summary and by the `RunFinished` record.
 
-    infra-error  soak itself crashed (finish reason ``error``): nothing it says can be trusted
+    infra-error  soak itself crashed (finish reason ``error``), or the journals of a run
+                 group do not make one whole run (``soak.runmodel.group``: a shard
+                 missing, unfinished, torn or of another profile): nothing it says
+                 can be trusted as the verdict of the run
     failures     an unexpected guest failure, or a declared expectation not met in time
     infra-error  soak's machinery had problems (QEMU would not start, a channel died ...)
     clean        none of the above
@@ -30,6 +33,8 @@ class VerdictFacts:
     unexpected_failures: int = 0
     missed_expectations: int = 0
     infra_problems: int = 0
+    group_problems: int = 0
+    """Why several journals are not one whole run (`soak.runmodel.group.RunGroup.problems`)."""
 
     def __add__(self, other: VerdictFacts) -> VerdictFacts:
         return VerdictFacts(
@@ -37,11 +42,12 @@ class VerdictFacts:
             self.unexpected_failures + other.unexpected_failures,
             self.missed_expectations + other.missed_expectations,
             self.infra_problems + other.infra_problems,
+            self.group_problems + other.group_problems,
         )
 
     @property
     def verdict(self) -> str:
-        if self.soak_crashed:
+        if self.soak_crashed or self.group_problems:
             return "infra-error"
         if self.unexpected_failures or self.missed_expectations:
             return "failures"

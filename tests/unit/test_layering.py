@@ -17,7 +17,7 @@ SOAK = Path(__file__).resolve().parents[2] / "soak"
 LAYERS: list[set[str]] = [
     {"cli", "__main__"},
     {"session"},
-    {"supervisor", "exporter", "live", "render", "summary", "history", "report", "compare", "shard"},
+    {"supervisor", "exporter", "live", "render", "merged", "summary", "history", "report", "compare", "shard"},
     {"guest"},
     {"machine"},
     {"profile", "recorder", "rundir", "metrics", "preflight"},
