@@ -159,7 +159,7 @@ def _superseded_totals(summary: Summary) -> str:
     if not attempts:
         return ""
     return (f" · superseded attempts {len(attempts)}: {sum(a.vm_hours for a in attempts):.3f} VM-hours,"
-            f" {sum(a.unexpected_failures for a in attempts)} failures (counted)")
+            f" failures {sum(a.unexpected_failures for a in attempts)} (counted)")
 
 
 def _styled(status: str) -> str:
@@ -204,7 +204,7 @@ def junit_xml(summary: Summary) -> str:
     if summary.group_problems:
         case = ET.SubElement(suite, "testcase", classname=f"soak.{summary.profile}", name="run-group")
         for line in summary.group_problems:
-            error = ET.SubElement(case, "error", type="run-group", message=line[:200])
+            error = ET.SubElement(case, "error", type="run-group", message=line)
             error.text = line
     ET.indent(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"

@@ -26,12 +26,12 @@ def shard_events(shard: int, shards: int = 3, *, attempt: int = 0, host: str | N
                  run_group: str = "night-1", profile_hash: str = "0123456789abcdef", profile: str = "three",
                  started: float = T0, hours: float = 1.0, finished: bool = True,
                  failures: Sequence[tuple[Kind, str]] = (), infra: Sequence[str] = (),
-                 reason: str = "deadline") -> list[ev.Event]:
+                 reason: str = "deadline", run_id: str = "") -> list[ev.Event]:
     vm = f"tiny-{shard}"
     info = ev.VmInfo(name=vm, group="tiny", vcpus=1, memory_mib=128, machine="pc", image="default")
     end = started + hours * HOUR
     events: list[ev.Event] = [
-        ev.RunStarted(t=started, run_id=f"{run_group}-{shard}-{attempt}-{int(started)}", profile=profile,
+        ev.RunStarted(t=started, run_id=run_id or f"{run_group}-{shard}-{attempt}-{int(started)}", profile=profile,
                       profile_path=f"profiles/{profile}.toml", seed=seed, accel="tcg", accel_reason="",
                       version="0.1.0", duration_s=hours * HOUR, command=[], vms=[info], qemu_version="7.2.0",
                       host=host or f"h{shard}", shard=shard, shards=shards, fleet_size=3,
