@@ -6,13 +6,17 @@ and soak are killed at once): Slurm must requeue that shard on the spare node,
 and the requeue must write a second run directory next to the first. Another
 shard is stopped the way a time limit stops it (SIGTERM to the batch script,
 which forwards it to soak): its guests stop in order and its journal is finished.
-Every attempt's run-start record must agree on the run group, profile and seed.
+Every attempt's run-start record must agree on the run group, profile and seed,
+and ``soak summary`` of the run group must show it whole and clean, with the
+dead node's attempt superseded.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -155,8 +159,25 @@ def test_a_dead_node_s_shard_is_requeued_into_a_new_run_directory(cluster: Slurm
     assert [e.reason for e in finished[(1, 1)]] == [e.reason for e in finished[(2, 0)]] == ["deadline"]
     stopped = [e for e in read_journal(journal(0, 0)).events if isinstance(e, ev.VmStopped)]
     assert [e.reason for e in stopped] == ["signal"], "SIGTERM must stop the guest in order, once"
-    # TODO(merged summary, issue 12): once `soak summary DIR...` exists, run it on `group` and
-    # assert: one run group (slurm-soaktest-JOB) complete with 3 shards; shard 1's attempt 0 shown
-    # as superseded (host = the dead node, unfinished) and attempt 1 as the one counted; the
-    # fleet table lists tiny-0..2 with their hosts; VM-hours summed over the three counted
-    # attempts; verdict clean (exit 0) although one attempt was lost.
+
+    # The merged summary of the run group: whole, the lost attempt superseded yet shown, clean.
+    done = subprocess.run([soak, "summary", str(group), "--json", "--no-history"], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    merged = json.loads(done.stdout)
+    assert (merged["run_group"], merged["verdict"], merged["group_problems"], merged["complete"]) == (
+        f"slurm-soaktest-{job}", "clean", [], True)
+    shards = {s["shard"]: s for s in merged["shards"]}
+    assert sorted(shards) == list(range(SHARDS)) and not any(s["missing"] for s in shards.values())
+    lost, requeued = shards[1]["attempts"]
+    assert (lost["attempt"], lost["host"], lost["superseded"], lost["finished"]) == (0, dead, True, None)
+    assert (requeued["attempt"], requeued["host"], requeued["superseded"]) == (1, task[1]["NodeList"], False)
+    assert [len(shards[s]["attempts"]) for s in (0, 2)] == [1, 1]
+    assert {v["name"]: (v["host"], v["shard"]) for v in merged["vms"]} == {
+        f"tiny-{s}": (task[s]["NodeList"], s) for s in range(SHARDS)}
+    counted = [a for s in merged["shards"] for a in s["attempts"] if not a["superseded"]]
+    assert len(counted) == SHARDS and merged["vm_hours"] > 0
+    assert merged["vm_hours"] == pytest.approx(sum(a["vm_hours"] for a in counted), abs=1e-3)
+    text = subprocess.run([soak, "summary", str(group), "--no-history"], capture_output=True, text=True,
+                          timeout=120, check=False).stdout
+    assert "superseded" in text and "did not finish" in text and dead in text and "Verdict: clean" in text
