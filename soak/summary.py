@@ -15,6 +15,11 @@ only when an unexpected failure is ``new`` or ``regressed`` (a bug that was
 gone and came back is news to a nightly job; a flaky or known one is not) or
 a declared expectation was missed; otherwise 0. Without statuses (no history)
 every failure counts, as with ``any``. Exit codes 0, 2 and 3 never change.
+
+A run group (the shards of one run on several hosts) has one `Summary` too,
+built by ``soak.merged`` from the one-run summaries of its journals: the same
+fields, each VM with its ``host`` and ``shard``, plus ``shards`` (each shard's
+attempts), ``group_problems`` and ``spread`` (where each signature was seen).
 """
 
 from __future__ import annotations

@@ -164,7 +164,7 @@ class RunGroup:
             qemu_version=first.qemu_version if first else "",
             started=min(starts) if starts else None,
             ended=max((p.ended for p in parts), default=0.0),
-            finish_reason="+".join(reasons) if reasons and all(p.finish_reason for p in counted) else None,
+            finish_reason="+".join(reasons) if reasons and not self.problems else None,
             verdict=self.verdict_facts().verdict,
             vm_hours=sum(p.vm_hours for p in counted),
             vms=sum(p.vms for p in counted),
