@@ -152,3 +152,18 @@ def build_fault_module(arch: Arch, archives: Archives, kernel: Package, release:
         note = f"faultinject: the module did not build, so kernel faults are unavailable: {exc}"
         return FaultModuleBuild(None, note, compiler, pkgs, filenames)
     return FaultModuleBuild(module, None, compiler, pkgs, filenames)
+
+
+def module_problem(arch: Arch, compiler: str | None) -> str | None:
+    """Why an image of ``arch`` built on this host would lack the module, or None if it would have it.
+
+    ``compiler`` is the kernel's (from the last build, `soak.image.cache.Resolved`); None means no
+    build has found it out yet, and the build itself will say.
+    """
+    if arch.toolchain.unavailable:
+        return arch.toolchain.unavailable
+    if compiler is None:
+        return None
+    if missing := missing_tools(arch, compiler):
+        return f"{', '.join(missing)} not found ({arch.toolchain.install_hint(compiler)})"
+    return None

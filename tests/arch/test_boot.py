@@ -50,6 +50,8 @@ async def test_boot_hello_heartbeats_fault_poweroff(arch_image: dict[str, GuestI
         print(f"{arch}/{firmware}: {fault} on the console {time.monotonic() - started:.1f} s later: {line}")
         await g.event(lambda e: isinstance(e, Heartbeat) and e.t > started + 1, 60, "a heartbeat after the fault")
 
+        off = time.monotonic()
         await g.agent.poweroff()
         assert await g.qemu.wait() == 0
+        print(f"{arch}/{firmware}: powered off in {time.monotonic() - off:.1f} s")
         await g.event(lambda e: isinstance(e, Disconnected), 10, "disconnect")
