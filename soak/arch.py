@@ -32,6 +32,8 @@ BIOS = Firmware("bios")
 """SeaBIOS, QEMU's own x86 default."""
 DIRECT = Firmware("none")
 """No firmware: QEMU places the kernel in memory and jumps to it."""
+OPENSBI = Firmware("opensbi")
+"""RISC-V's supervisor binary interface, bundled with QEMU (its ``virt`` default)."""
 OVMF = Firmware("uefi", "ovmf", Path("/usr/share/OVMF/OVMF_CODE_4M.fd"), Path("/usr/share/OVMF/OVMF_VARS_4M.fd"))
 AAVMF = Firmware("uefi", "qemu-efi-aarch64", Path("/usr/share/AAVMF/AAVMF_CODE.fd"),
                  Path("/usr/share/AAVMF/AAVMF_VARS.fd"))
@@ -105,6 +107,8 @@ class Arch:
     """The multiarch tuple: libraries live in ``lib/TRIPLET`` and ``usr/lib/TRIPLET``."""
     kernel_package: str
     """The metapackage naming the current kernel."""
+    kernel_image: str = field(default="boot/vmlinuz-{release}", kw_only=True)
+    """Where the kernel package keeps the bootable image."""
     qemu: str
     qemu_package: str
     machines: tuple[str, ...]
@@ -165,6 +169,9 @@ class Arch:
 
 
 _NOT_X86_64_GPF = "a general protection fault on a non-canonical address is an x86_64 fault"
+_NO_VIRT_NMI = "QEMU 7.2's virt machine cannot inject an NMI (inject-nmi: not supported)"
+_NO_VIRT_HOTPLUG = "QEMU 7.2's virt machine has no vCPU hotplug (query-hotpluggable-cpus: not enabled)"
+
 
 ARCHES: dict[str, Arch] = {a.name: a for a in (
     Arch(
@@ -205,15 +212,24 @@ ARCHES: dict[str, Arch] = {a.name: a for a in (
         panic=PanicNotice(None, how="console, then a guest reset: Debian's arm64 kernels have no pvpanic driver"),
         toolchain=Toolchain(("ARCH=arm64", "CROSS_COMPILE=aarch64-linux-gnu-"), "aarch64-linux-gnu-"),
         kvm_hosts=("aarch64",),
-        unsupported_faults={
-            "nmi": "QEMU 7.2's virt machine cannot inject an NMI (inject-nmi: not supported)",
-            "vcpu-hotplug": "QEMU 7.2's virt machine has no vCPU hotplug (query-hotpluggable-cpus: not enabled)",
-            "gpf": _NOT_X86_64_GPF,
-        },
+        unsupported_faults={"nmi": _NO_VIRT_NMI, "vcpu-hotplug": _NO_VIRT_HOTPLUG, "gpf": _NOT_X86_64_GPF},
         fault_console={
             "oops": r"Unable to handle kernel NULL pointer dereference at virtual address 0+\b",
             "stackoverflow": r"Insufficient stack space to handle exception!",
         },
+    ),
+    Arch(
+        # Debian 12 has no riscv64 kernel; trixie's (6.12) and its busybox and stress-ng boot here.
+        name="riscv64", debian="riscv64", triplet="riscv64-linux-gnu", suite="trixie",
+        kernel_package="linux-image-riscv64", kernel_image="boot/vmlinux-{release}",
+        qemu="qemu-system-riscv64", qemu_package="qemu-system-misc", machines=("virt",),
+        firmwares=(OPENSBI,), console="ttyS0", console_args=("115200",),
+        agent=VIRTIO_MMIO_SERIAL,
+        panic=PanicNotice(None, how="console, then a guest reset: trixie's riscv64 kernel has no pvpanic driver"),
+        toolchain=Toolchain(unavailable="trixie's riscv64 kernel is built with gcc-14 and Debian 12 has no "
+                                        "riscv64 cross gcc-14 (gcc-14-riscv64-linux-gnu)"),
+        kvm_hosts=("riscv64",),
+        unsupported_faults={"nmi": _NO_VIRT_NMI, "vcpu-hotplug": _NO_VIRT_HOTPLUG, "gpf": _NOT_X86_64_GPF},
     ),
 )}
 

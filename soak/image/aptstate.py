@@ -11,6 +11,7 @@ architecture gets a private apt root under the cache::
         lists/ cache/    apt's lists and binary cache
         status           empty: nothing is "installed" in this view
         updated          stamp of the last successful refresh
+        notes            what that refresh could not fetch, repeated in every image built from it
 
 and every apt call gets ``-o`` options pointing there. The lists are refreshed
 when missing or older than `MAX_AGE`, and on a forced build. An index that
@@ -122,7 +123,7 @@ class AptState:
         """
         age = self.age()
         if not force and age is not None and age < MAX_AGE:
-            return []
+            return self.notes()
         try:
             return self.update(progress)
         except ImageError as exc:
@@ -148,8 +149,16 @@ class AptState:
             if not self._main_index_present():
                 raise ImageError(f"apt-get update for {self.arch} failed: {exc}") from exc
             notes.append(f"apt ({self.arch}): {'; '.join(failed) or exc}; packages come from the other indexes")
+        (self.root / "notes").write_text("".join(f"{n}\n" for n in notes))
         (self.root / "updated").touch()
         return notes
+
+    def notes(self) -> list[str]:
+        """What the last refresh had to say (failed indexes), kept for every later build."""
+        try:
+            return [n for n in (self.root / "notes").read_text().splitlines() if n]
+        except OSError:
+            return []
 
     def _main_index_present(self) -> bool:
         lists = self.root / "lists"

@@ -186,9 +186,9 @@ def _build(plan: Plan, cache: ImageCache, archives: Archives, progress: Progress
         pkgs = unpacker.packages([plan.kernel, *plan.roots])
         release = plan.kernel.name.removeprefix("linux-image-")
         kroot = pkgs[plan.kernel.name].root
-        vmlinuz = kroot / "boot" / f"vmlinuz-{release}"
+        vmlinuz = kroot / arch.kernel_image.format(release=release)
         if not vmlinuz.is_file():
-            raise ImageError(f"{plan.kernel} has no /boot/vmlinuz-{release}")
+            raise ImageError(f"{plan.kernel} has no /{arch.kernel_image.format(release=release)}")
         moddir = next((d for d in (kroot / "lib/modules" / release, kroot / "usr/lib/modules" / release)
                        if d.is_dir()), kroot / "lib/modules" / release)
         modules = modules_in_load_order(moddir, list(boot_modules(arch)), release)
@@ -286,7 +286,7 @@ def archives_for(arch: Arch, cache: ImageCache, *, refresh: bool, progress: Prog
         with cache.lock(progress):
             notes = state.ensure(force=refresh, progress=progress)
     else:
-        notes = []
+        notes = state.notes()
     return Archives(state.apt, host), notes
 
 
