@@ -146,7 +146,8 @@ class AptState:
             self.apt._run("apt-get", ["update", "-q"], timeout=UPDATE_TIMEOUT)
         except ImageError as exc:
             failed = self._failed_indexes(str(exc))
-            if not self._main_index_present():
+            only_extras = bool(failed) and all("-updates/" in f or "-security/" in f for f in failed)
+            if not (only_extras and self._main_index_present()):
                 raise ImageError(f"apt-get update for {self.arch} failed: {exc}") from exc
             notes.append(f"apt ({self.arch}): {'; '.join(failed) or exc}; packages come from the other indexes")
         (self.root / "notes").write_text("".join(f"{n}\n" for n in notes))

@@ -168,3 +168,19 @@ def test_profile_check_refuses_kernel_faults_without_a_cross_compiler(tmp_path: 
             "cannot be built here: aarch64-linux-gnu-gcc-12, aarch64-linux-gnu-strip not found "
             "(apt-get install gcc-12-aarch64-linux-gnu make)") in " ".join(refused.stderr.split())
     assert check("oom").returncode == 0  # a user-space fault needs no module
+
+
+OVMF_PREAMBLE = ("\x1b[2J\x1b[01;01H\x1b[=3h\x1b[2J\x1b[01;01H\x1b[2J\x1b[01;01H\x1b[=3h\x1b[2J\x1b[01;01H"
+                 "EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path\r\n")
+
+
+def test_ovmf_screen_codes_neither_hide_nor_fake_a_crash() -> None:
+    """OVMF clears the screen on the serial console right before the kernel's first line."""
+    from soak.classify import classify
+
+    boot = OVMF_PREAMBLE + "[    0.000000] Linux version 6.1.0-57-cloud-amd64 (debian-kernel@lists.debian.org)\n"
+    assert classify(boot.encode()) == []
+    reports = classify((OVMF_PREAMBLE.replace("EFI stub: Loaded initrd from LINUX_EFI_INITRD_MEDIA_GUID device path\r\n",
+                                            "[    1.0] Kernel panic - not syncing: VFS: Unable to mount root fs\n")
+                      + "[    1.1] CPU: 0 PID: 1 Comm: swapper Not tainted 6.1.0 #1\n").encode())
+    assert [r.title for r in reports] == ["kernel panic: VFS: Unable to mount root fs"]
