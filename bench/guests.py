@@ -27,7 +27,7 @@ from pathlib import Path
 from soak.arch import ARCHES
 from soak.firmware import vars_store
 from soak.image import GuestImage, ensure_default_image
-from soak.session import host_tsc_khz
+from soak.machine import host_tsc_khz
 from soak.vm.agent import AgentClient
 from soak.vm.argv import QemuConfig, build_argv
 from soak.vm.process import QemuProcess

@@ -33,7 +33,7 @@ def option(argv: list[str], flag: str) -> list[str]:
 def test_x86_64_bios_is_todays_argv() -> None:
     argv = build_argv(config())
     assert argv[0] == "qemu-system-x86_64"
-    assert option(argv, "-machine") == ["pc"] and "-cpu" not in argv and "-drive" not in argv
+    assert option(argv, "-machine") == ["pc,dump-guest-core=off"] and "-cpu" not in argv and "-drive" not in argv
     assert option(argv, "-device") == ["isa-serial,chardev=agent", "pvpanic"]
     line = kernel_command_line(config())
     assert line.startswith("console=ttyS0,115200 panic=-1 no_timer_check tsc=reliable clocksource=tsc ")
@@ -43,7 +43,7 @@ def test_x86_64_bios_is_todays_argv() -> None:
 def test_aarch64_virt() -> None:
     argv = build_argv(config(arch="aarch64"))
     assert argv[0] == "qemu-system-aarch64"
-    assert option(argv, "-machine") == ["virt,gic-version=3"] and option(argv, "-cpu") == ["cortex-a57"]
+    assert option(argv, "-machine") == ["virt,gic-version=3,dump-guest-core=off"] and option(argv, "-cpu") == ["cortex-a57"]
     assert option(argv, "-device") == ["virtio-serial-device", "virtserialport,chardev=agent,name=soak.agent"]
     assert option(argv, "-serial") == ["stdio"] and option(argv, "-action") == ["panic=pause"]
     line = kernel_command_line(config(arch="aarch64"))
@@ -52,7 +52,7 @@ def test_aarch64_virt() -> None:
 
 def test_i386_and_an_explicit_binary() -> None:
     argv = build_argv(config(arch="i386", qemu="/opt/qemu/bin/qemu-system-i386", machine="q35"))
-    assert argv[0] == "/opt/qemu/bin/qemu-system-i386" and option(argv, "-machine") == ["q35"]
+    assert argv[0] == "/opt/qemu/bin/qemu-system-i386" and option(argv, "-machine") == ["q35,dump-guest-core=off"]
     assert "isa-serial,chardev=agent" in option(argv, "-device")
 
 
@@ -184,3 +184,21 @@ def test_ovmf_screen_codes_neither_hide_nor_fake_a_crash() -> None:
                                             "[    1.0] Kernel panic - not syncing: VFS: Unable to mount root fs\n")
                       + "[    1.1] CPU: 0 PID: 1 Comm: swapper Not tainted 6.1.0 #1\n").encode())
     assert [r.title for r in reports] == ["kernel panic: VFS: Unable to mount root fs"]
+
+
+def test_machine_config_carries_the_groups_arch_and_firmware() -> None:
+    """The runner's pure QemuConfig: the architecture's binary beside run.qemu, TCG for a foreign guest."""
+    from soak.machine import BootFiles, BootImage, Host, machine_config
+
+    profile = validate_profile(_profile('[[group]]\nname = "arm"\narch = "aarch64"\nfirmware = "uefi"\n'), "p.toml")
+    (spec,) = expand_fleet(profile)
+    image = BootImage(Path("/img/vmlinuz"), Path("/img/initrd"), (), "default:6.1.0-57-cloud-arm64", agent=True)
+    files = BootFiles(qmp_socket=Path("/s/arm-0.qmp"), agent_socket=Path("/s/arm-0.agent"),
+                      firmware_vars=Path("/run/vms/arm-0/efivars.fd"))
+    config = machine_config(spec, image, Host(qemu="/opt/qemu/bin/qemu-system-x86_64", accel="kvm", tsc_khz=None),
+                            files, boot=1, heartbeat_interval=1.0)
+    argv = build_argv(config)
+    assert argv[0] == "/opt/qemu/bin/qemu-system-aarch64"
+    assert option(argv, "-accel") == ["tcg,tb-size=64"]  # no KVM for an arm guest on an x86_64 host
+    assert "if=pflash,format=raw,unit=1,file=/run/vms/arm-0/efivars.fd" in option(argv, "-drive")
+    assert kernel_command_line(config).startswith("console=ttyAMA0 panic=-1 soak_hb=1 soak_vm=arm-0 soak_boot=1")
