@@ -271,11 +271,11 @@ class GroupSettings(_Strict):
     """One count, a list cycled over the group's VMs, or a range drawn with the run's seed."""
     memory: Annotated[int | list[int], BeforeValidator(_size_choices)] = 256
     arch: str = DEFAULT_ARCH
-    """The guest architecture: x86_64, i386 or aarch64 (`soak.arch`)."""
+    """The guest architecture: x86_64, i386, aarch64 or riscv64 (`soak.arch`)."""
     machine: str | None = None
-    """A QEMU machine of the architecture (x86: pc, q35; aarch64: virt); None: its first."""
+    """A QEMU machine of the architecture (x86: pc, q35; aarch64, riscv64: virt); None: its first."""
     firmware: str | None = None
-    """bios or uefi on x86_64, none or uefi on aarch64; None: the architecture's first."""
+    """bios or uefi on x86_64, none or uefi on aarch64 (`soak.arch`); None: the architecture's first."""
     max_vcpus: int | None = Field(default=None, ge=1, le=255)
     """vCPU slots for hotplug; defaults to one spare slot when a vcpu-hotplug fault is declared."""
     image: ImageSettings = ImageSettings()
