@@ -33,7 +33,6 @@ from soak.accel import AccelChoice, choose_accel, qemu_for, qemu_version
 from soak.arch import ARCHES
 from soak.diskio import RESERVE_NAME, DiskAlarm, disk_low_stopper, release_reserve, watch_free_disk
 from soak.errors import ImageError, UsageError
-from soak.image.faults import FAULTS as GUEST_FAULTS
 from soak.journal import Journal
 from soak.live import LiveView
 from soak.machine import BootImage, Host, host_tsc_khz
@@ -96,10 +95,10 @@ def select_fleet(profile: Profile, only: list[str], shard: Shard | None = None) 
 def resolve_images(fleet: list[VmSpec], progress: Callable[[str], None]) -> dict[str, BootImage]:
     """The kernel and initrd of each group: the user's own, or soak's default image of its architecture.
 
-    Each architecture's default image is looked up (or built) once.
+    Each architecture's default image is looked up (or built) once; whether it can provoke the
+    group's guest faults is `soak.preflight.check_guest_faults`'s question.
 
     :raise ImageError: the image cannot be built or a user's file is missing.
-    :raise UsageError: a group asks for a guest fault its image cannot provoke (one line: group, arch, fault, why).
     """
     from soak.image import GuestImage, ensure_default_image, image_from_files
 
@@ -121,10 +120,6 @@ def resolve_images(fleet: list[VmSpec], progress: Callable[[str], None]) -> dict
         if spec.arch not in defaults:
             defaults[spec.arch] = ensure_default_image(arch=spec.arch, progress=progress)
         default = defaults[spec.arch]
-        try:
-            default.fault_kernel_args([f.type for f in spec.faults if f.type in GUEST_FAULTS])
-        except ImageError as exc:
-            raise UsageError(f"group {spec.group} ({spec.arch}): {exc}") from None
         label = f"default:{default.kernel_release or default.key[:12]}"
         images[spec.group] = BootImage(default.kernel, default.initrd, extra, label, agent=True,
                                        features=default.features, notes=default.notes)
