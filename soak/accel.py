@@ -10,13 +10,16 @@ KVM only on a USABLE verdict.
 from __future__ import annotations
 
 import json
+import platform
 import re
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from soak.arch import DEFAULT_ARCH, Arch
 from soak.errors import AccelError
 
 PROBE_TIMEOUT_S = 15.0
@@ -78,16 +81,35 @@ def choose_accel(mode: str, probe: dict[str, Any] | None = None) -> AccelChoice:
     return AccelChoice("tcg", f"KVM is present but not usable ({why})", result)
 
 
-def qemu_version(qemu: str) -> str:
+def accel_for(accel: str, arch: Arch) -> str:
+    """The accelerator a guest of ``arch`` gets: the run's choice, or TCG where KVM cannot run it."""
+    if accel == "kvm" and platform.machine() not in arch.kvm_hosts:
+        return "tcg"
+    return accel
+
+
+def qemu_for(arch: Arch, configured: str) -> str:
+    """The QEMU binary for ``arch`` guests.
+
+    ``run.qemu`` names the x86_64 binary; the other architectures' binaries are
+    taken from the same directory when it names one (a QEMU built from source),
+    else from PATH.
+    """
+    if arch.name == DEFAULT_ARCH:
+        return configured
+    if "/" in configured:
+        return str(Path(configured).with_name(arch.qemu))
+    return arch.qemu
+
+
+def qemu_version(qemu: str, package: str = "qemu-system-x86") -> str:
     """QEMU's version string, e.g. ``7.2.22``.
 
-    :raise AccelError: the binary is missing or does not run.
+    :raise AccelError: the binary is missing (the message names ``package``) or does not run.
     """
     path = shutil.which(qemu)
     if path is None:
-        raise AccelError(
-            f"{qemu} not found: install QEMU (Debian: apt-get install qemu-system-x86)"
-        )
+        raise AccelError(f"{qemu} not found: install QEMU (Debian: apt-get install {package})")
     try:
         out = subprocess.run(
             [path, "--version"], capture_output=True, text=True, timeout=10, check=True

@@ -53,6 +53,9 @@ class VmInfo:
     memory_mib: int
     machine: str
     image: str
+    arch: str = "x86_64"
+    firmware: str = "bios"
+    """``bios``, ``uefi`` or ``none`` (QEMU boots the kernel itself)."""
     expect: list[str] = field(default_factory=list)
     """Failure kinds this VM must produce (``a|b``: either), e.g. in a self-test."""
     tolerate: list[str] = field(default_factory=list)

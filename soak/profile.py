@@ -38,6 +38,7 @@ from pydantic import (
     model_validator,
 )
 
+from soak.arch import ARCHES, DEFAULT_ARCH
 from soak.errors import ProfileError
 from soak.faults.catalog import fault_type
 from soak.faults.settings import FaultSettings
@@ -269,7 +270,12 @@ class GroupSettings(_Strict):
     vcpus: Annotated[int | list[int] | IntRange, BeforeValidator(_int_choices)] = 1
     """One count, a list cycled over the group's VMs, or a range drawn with the run's seed."""
     memory: Annotated[int | list[int], BeforeValidator(_size_choices)] = 256
-    machine: Literal["pc", "q35"] = "pc"
+    arch: str = DEFAULT_ARCH
+    """The guest architecture: x86_64, i386, aarch64 or riscv64 (`soak.arch`)."""
+    machine: str | None = None
+    """A QEMU machine of the architecture (x86: pc, q35; aarch64, riscv64: virt); None: its first."""
+    firmware: str | None = None
+    """bios or uefi on x86_64, none or uefi on aarch64 (`soak.arch`); None: the architecture's first."""
     max_vcpus: int | None = Field(default=None, ge=1, le=255)
     """vCPU slots for hotplug; defaults to one spare slot when a vcpu-hotplug fault is declared."""
     image: ImageSettings = ImageSettings()
@@ -295,6 +301,26 @@ class GroupSettings(_Strict):
         if isinstance(info.data.get("count"), int):  # else count itself is reported
             _vms_in_group(value, info.data["count"])
         return value
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, value: str) -> str:
+        if value not in ARCHES:
+            raise ValueError(f"unknown architecture {value!r}; known: {', '.join(ARCHES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _fits_the_arch(self) -> GroupSettings:
+        """Machine, firmware and faults must exist for the group's architecture (`soak.arch`)."""
+        arch = ARCHES[self.arch]
+        if self.machine is not None and self.machine not in arch.machines:
+            raise ValueError(f"machine {self.machine!r} is not a machine of {arch.name} "
+                             f"(choose {' or '.join(arch.machines)})")
+        arch.firmware(self.firmware)  # ValueError names the choices
+        for fault in self.fault:
+            if why := arch.unsupported_faults.get(fault.type):
+                raise ValueError(f"group {self.name}: fault {fault.type!r} does not apply to {arch.name}: {why}")
+        return self
 
     @field_validator("expect", "tolerate")
     @classmethod
@@ -358,6 +384,8 @@ class VmSpec(_Strict):
     vcpus: int
     memory_mib: int
     machine: str
+    arch: str = DEFAULT_ARCH
+    firmware: str = "bios"
     max_vcpus: int | None = None
     image: ImageSettings
     index_in_group: int = 0
@@ -386,6 +414,7 @@ def expand_fleet(profile: Profile) -> list[VmSpec]:
     fleet: list[VmSpec] = []
     for group in profile.group:
         hotplug = any(fault_type(f.type).needs == "hotplug" for f in group.fault)
+        arch = ARCHES[group.arch]
         for i in range(group.count):
             vcpus = _pick_int(group.vcpus, i, rng)
             max_vcpus = group.max_vcpus or (vcpus + 1 if hotplug else None)
@@ -397,7 +426,9 @@ def expand_fleet(profile: Profile) -> list[VmSpec]:
                     index_in_group=i,
                     vcpus=vcpus,
                     memory_mib=_pick_int(group.memory, i, rng),
-                    machine=group.machine,
+                    machine=group.machine or arch.default_machine,
+                    arch=arch.name,
+                    firmware=arch.firmware(group.firmware).name,
                     max_vcpus=max(max_vcpus, vcpus) if max_vcpus else None,
                     image=group.image,
                     load=group.load,

@@ -29,7 +29,8 @@ from rich.console import Console
 
 from soak import __version__
 from soak import events as ev
-from soak.accel import AccelChoice, choose_accel, qemu_version
+from soak.accel import AccelChoice, choose_accel, qemu_for, qemu_version
+from soak.arch import ARCHES
 from soak.diskio import RESERVE_NAME, DiskAlarm, disk_low_stopper, release_reserve, watch_free_disk
 from soak.errors import ImageError, UsageError
 from soak.journal import Journal
@@ -92,13 +93,17 @@ def select_fleet(profile: Profile, only: list[str], shard: Shard | None = None) 
 
 
 def resolve_images(fleet: list[VmSpec], progress: Callable[[str], None]) -> dict[str, BootImage]:
-    """The kernel and initrd of each group: the user's own, or soak's default image (built once).
+    """The kernel and initrd of each group: the user's own, or soak's default image of its architecture.
+
+    Each architecture's default image is looked up (or built) once; whether it can provoke the
+    group's guest faults is `soak.preflight.check_guest_faults`'s question.
 
     :raise ImageError: the image cannot be built or a user's file is missing.
     """
-    from soak.image import ensure_default_image, image_from_files
+    from soak.image import GuestImage, ensure_default_image, image_from_files
 
     images: dict[str, BootImage] = {}
+    defaults: dict[str, GuestImage] = {}
     for spec in fleet:
         if spec.group in images:
             continue
@@ -111,12 +116,33 @@ def resolve_images(fleet: list[VmSpec], progress: Callable[[str], None]) -> dict
                 raise UsageError(f"group {spec.group!r}: {exc}") from None
             images[spec.group] = BootImage(own.kernel, own.initrd, extra, f"{own.kernel.name}",
                                            agent=own.has("agent"), features=own.features, notes=own.notes)
-        else:
-            default = ensure_default_image(progress=progress)
-            label = f"default:{default.kernel_release or default.key[:12]}"
-            images[spec.group] = BootImage(default.kernel, default.initrd, extra, label, agent=True,
-                                           features=default.features, notes=default.notes)
+            continue
+        if spec.arch not in defaults:
+            defaults[spec.arch] = ensure_default_image(arch=spec.arch, progress=progress)
+        default = defaults[spec.arch]
+        label = f"default:{default.kernel_release or default.key[:12]}"
+        images[spec.group] = BootImage(default.kernel, default.initrd, extra, label, agent=True,
+                                       features=default.features, notes=default.notes)
     return images
+
+
+def check_host_can_boot(fleet: list[VmSpec], configured_qemu: str) -> dict[str, str]:
+    """Each architecture's QEMU and each firmware's files are here; returns each QEMU binary's version.
+
+    :raise AccelError: a QEMU binary is missing (the message names its Debian package).
+    :raise ImageError: firmware files are missing (the message names their package).
+    """
+    versions: dict[str, str] = {}
+    for name in dict.fromkeys(spec.arch for spec in fleet):
+        arch = ARCHES[name]
+        qemu = qemu_for(arch, configured_qemu)
+        versions[qemu] = qemu_version(qemu, arch.qemu_package)
+    for arch_name, fw_name in dict.fromkeys((spec.arch, spec.firmware) for spec in fleet):
+        fw = ARCHES[arch_name].firmware(fw_name)
+        if missing := fw.missing():
+            raise ImageError(f"firmware {fw.name} for {arch_name} guests needs {', '.join(map(str, missing))}: "
+                             f"apt-get install {fw.package}")
+    return versions
 
 
 class Session:
@@ -146,7 +172,9 @@ class Session:
         :raise ProfileError: a guest fault the image cannot provoke.
         :raise UsageError: the run directory cannot be created.
         """
-        version = self.qemu_version = qemu_version(self.profile.run.qemu)
+        versions = check_host_can_boot(self.fleet, self.profile.run.qemu)
+        self.qemu_version = versions.get(self.profile.run.qemu) or next(iter(versions.values()), "")
+        version = ", ".join(f"{v} ({q})" for q, v in versions.items()) if len(versions) > 1 else self.qemu_version
         self.accel = choose_accel(self.profile.run.accel)
         if self.accel.warning:
             self.console.print(f"[yellow]warning:[/] {self.accel.warning}", highlight=False)
@@ -262,7 +290,8 @@ class Session:
             command=self.options.command,
             vms=[
                 ev.VmInfo(name=s.name, group=s.group, vcpus=s.vcpus, memory_mib=s.memory_mib,
-                          machine=s.machine, image=self.images[s.group].label, expect=list(s.expect),
+                          machine=s.machine, image=self.images[s.group].label, arch=s.arch,
+                          firmware=s.firmware, expect=list(s.expect),
                           tolerate=list(s.tolerate), expect_within_s=s.expect_within_s)
                 for s in self.fleet
             ],

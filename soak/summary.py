@@ -58,6 +58,8 @@ class VmSummary:
     group: str = ""
     vcpus: int = 0
     memory_mib: int = 0
+    arch: str = "x86_64"
+    firmware: str = "bios"
     boots: int = 0
     failures: int = 0
     """Every failure on the VM, expected ones included."""
@@ -233,6 +235,8 @@ class Summary:
                     "group": v.group,
                     "vcpus": v.vcpus,
                     "memory_mib": v.memory_mib,
+                    "arch": v.arch,
+                    "firmware": v.firmware,
                     "boots": v.boots,
                     "failures": v.failures,
                     "expected_failures": v.expected_failures,
@@ -314,6 +318,8 @@ def summary_of(model: RunModel, *, now: float | None = None) -> Summary:
                 group=vm.group,
                 vcpus=vm.info.vcpus if vm.info else 0,
                 memory_mib=vm.info.memory_mib if vm.info else 0,
+                arch=vm.info.arch if vm.info else "x86_64",
+                firmware=vm.info.firmware if vm.info else "bios",
                 boots=vm.boots,
                 failures=vm.failures + vm.expected_failures,
                 expected_failures=vm.expected_failures,

@@ -1,4 +1,9 @@
-"""`soak doctor`: can soak run on this machine, and how well? Exit 1 when it cannot."""
+"""`soak doctor`: can soak run on this machine, and how well? Exit 1 when it cannot.
+
+Besides the x86_64 essentials it lists every guest architecture and firmware
+of `soak.arch` with what this host has for it: the QEMU binary, the firmware
+files, a cached image, and whether the fault module can be built.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ import psutil
 from rich.console import Console
 from rich.table import Table
 
-from soak.accel import choose_accel, qemu_version, run_kvm_probe
+from soak.accel import choose_accel, qemu_for, qemu_version, run_kvm_probe
+from soak.arch import ARCHES, DEFAULT_ARCH
 from soak.errors import AccelError, ImageError
 
 
@@ -39,6 +45,8 @@ def doctor(qemu: str) -> None:
     table.add_row("accel = auto", f"{choice.accel}: {choice.reason}")
 
     table.add_row("guest image", _image_status(fatal))
+    for label, status in _guest_rows(qemu):
+        table.add_row(label, status)
     memory = psutil.virtual_memory()
     table.add_row("host", f"{os.cpu_count()} CPUs, {memory.available / 2**30:.1f} GiB free of {memory.total / 2**30:.1f} GiB")
     if memory.available < 512 * 2**20:
@@ -56,7 +64,7 @@ def _image_status(fatal: list[str]) -> str:
     from soak.image.cache import ImageCache
 
     root = cache_root()
-    images = ImageCache(root).list() if root.exists() else []
+    images = [im for im in ImageCache(root).list() if im[0].arch == DEFAULT_ARCH] if root.exists() else []
     if images:
         image, _ = images[0]
         return (f"[green]cached[/] {image.kernel_release} key {image.key[:12]} "
@@ -67,3 +75,33 @@ def _image_status(fatal: list[str]) -> str:
         fatal.append("no guest image and none can be built")
         return f"[red]none cached, cannot build: {exc}[/]"
     return f"[yellow]not built yet[/]: `soak image build` or the first `soak run` builds it into {root}"
+
+
+def _guest_rows(qemu: str) -> list[tuple[str, str]]:
+    """One row per architecture and firmware: can this host boot it, and is its image cached?"""
+    from soak.image import cache_root
+    from soak.image.cache import ImageCache
+    from soak.image.faultbuild import module_problem
+
+    cache = ImageCache(cache_root())
+    newest = {img.arch: img for img, _ in reversed(cache.list())} if cache.root.exists() else {}
+    rows = []
+    for arch in ARCHES.values():
+        binary = qemu_for(arch, qemu)
+        try:
+            have_qemu = f"[green]{binary} {qemu_version(binary, arch.qemu_package)}[/]"
+        except AccelError:
+            have_qemu = f"[red]no {binary}[/] (apt-get install {arch.qemu_package})"
+        image = newest.get(arch.name)
+        if image is None:
+            cached = f"[yellow]no image cached[/] (soak image build --arch {arch.name})"
+        else:
+            cached = f"image {image.key[:12]} {image.kernel_release} ({', '.join(sorted(image.features))})"
+        module = module_problem(arch, cache.read_resolved(arch.name).compiler)
+        faults = f" · [yellow]no fault module: {module}[/]" if module else ""
+        for fw in arch.firmwares:
+            missing = fw.missing()
+            firmware = (f"[red]missing {', '.join(map(str, missing))}[/] (apt-get install {fw.package})" if missing
+                        else f"{fw.name} from {fw.package} · " if fw.package else "")
+            rows.append((f"{arch.name} {fw.name}", f"{have_qemu} · {firmware}{cached}{faults}"))
+    return rows

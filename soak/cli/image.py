@@ -1,4 +1,4 @@
-"""`soak image build|info`: build the default guest image now, or show what is cached."""
+"""`soak image build|info`: build the default guest images now, or show what is cached."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from soak.arch import ARCHES, DEFAULT_ARCH
 from soak.image import cache_root, ensure_default_image
 from soak.image.cache import ImageCache
 
@@ -24,23 +25,27 @@ def _mib(n: float) -> str:
 
 @click.group()
 def image() -> None:
-    """The default guest image: Debian's cloud kernel, busybox, stress-ng and soak's agent."""
+    """The default guest images: Debian's kernel, busybox, stress-ng and soak's agent, per architecture."""
 
 
 @image.command()
-@click.option("--force", is_flag=True, help="Rebuild even if an image with the same inputs is cached.")
+@click.option("--arch", "arches", multiple=True, default=[DEFAULT_ARCH], show_default=True,
+              type=click.Choice([*ARCHES, "all"]), help="Guest architecture (repeat it, or 'all').")
+@click.option("--force", is_flag=True, help="Rebuild (and refresh foreign package lists) even if cached.")
 @_cache_dir
-def build(force: bool, cache_dir: Path | None) -> None:
-    """Build the default guest image (or find it in the cache) and print where it is."""
+def build(arches: tuple[str, ...], force: bool, cache_dir: Path | None) -> None:
+    """Build the default guest image of each architecture (or find it in the cache) and print where it is."""
     console = Console(highlight=False)
-    started = time.monotonic()
-    result = ensure_default_image(cache_dir, force=force, progress=lambda m: console.print(f"  {escape(m)}"))
-    console.print(f"image   {result.key} ({time.monotonic() - started:.1f} s)")
-    console.print(f"kernel  {result.kernel} ({_mib(result.kernel.stat().st_size)}, {result.kernel_release})")
-    console.print(f"initrd  {result.initrd} ({_mib(result.initrd.stat().st_size)})")
-    console.print(f"features {', '.join(sorted(result.features))}")
-    for note in result.notes:
-        console.print(f"[yellow]note[/]: {escape(note)}")
+    for name in ARCHES if "all" in arches else dict.fromkeys(arches):
+        started = time.monotonic()
+        result = ensure_default_image(cache_dir, arch=name, force=force,
+                                      progress=lambda m: console.print(f"  {escape(m)}"))
+        console.print(f"image   {result.key} {result.arch} ({time.monotonic() - started:.1f} s)")
+        console.print(f"kernel  {result.kernel} ({_mib(result.kernel.stat().st_size)}, {result.kernel_release})")
+        console.print(f"initrd  {result.initrd} ({_mib(result.initrd.stat().st_size)})")
+        console.print(f"features {', '.join(sorted(result.features))}")
+        for note in result.notes:
+            console.print(f"[yellow]note[/]: {escape(note)}")
 
 
 @image.command()
@@ -56,10 +61,12 @@ def info(cache_dir: Path | None) -> None:
         return
     for img, meta in images:
         built = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(meta.get("built_at", 0))))
-        console.print(f"{img.key}  {img.kernel_release}  initrd {_mib(img.initrd.stat().st_size)}  "
+        console.print(f"{img.key}  {img.arch:<7} {img.kernel_release}  initrd {_mib(img.initrd.stat().st_size)}  "
                       f"built {built}  features {','.join(sorted(img.features))}", soft_wrap=True)
     debs = sum(f.stat().st_size for f in cache.debs.glob("*.deb")) if cache.debs.is_dir() else 0
     console.print(f"cache {root}: newest image in {images[0][0].kernel.parent}; "
                   f"downloaded packages {_mib(debs)}", soft_wrap=True)
-    for note in images[0][0].notes:
-        console.print(f"[yellow]note[/]: {escape(note)}")
+    newest = {img.arch: img for img, _ in reversed(images)}
+    for img in newest.values():
+        for note in img.notes:
+            console.print(f"[yellow]note[/] ({img.arch}): {escape(note)}")

@@ -7,7 +7,11 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from soak.profile import expand_fleet, load_profile
+from soak.arch import ARCHES
+from soak.errors import ProfileError
+from soak.image.faults import FAULTS as GUEST_FAULTS
+from soak.image.faults import MODULE
+from soak.profile import Profile, expand_fleet, load_profile
 from soak.units import format_duration
 
 
@@ -23,6 +27,7 @@ def check(paths: tuple[Path, ...]) -> None:
     console = Console(highlight=False)
     for path in paths:
         loaded = load_profile(path)
+        _check_fault_module(path, loaded)
         fleet = expand_fleet(loaded)
         shapes = ", ".join(f"{vm.name} {vm.vcpus}x{vm.memory_mib}M" for vm in fleet[:12])
         more = f" (+{len(fleet) - 12} more)" if len(fleet) > 12 else ""
@@ -30,3 +35,22 @@ def check(paths: tuple[Path, ...]) -> None:
             f"{path}: ok · {loaded.run.name} · {format_duration(loaded.run.duration)} · seed {loaded.run.seed}"
             f" · {len(fleet)} VMs: {shapes}{more}"
         )
+
+
+def _check_fault_module(path: Path, loaded: Profile) -> None:
+    """A group's kernel faults need soak's fault module in its architecture's default image.
+
+    :raise ProfileError: the module cannot be built for that architecture on this host.
+    """
+    from soak.image.cache import ImageCache, cache_root
+    from soak.image.faultbuild import module_problem
+
+    cache = ImageCache(cache_root())
+    for i, group in enumerate(loaded.group):
+        needs = [f.type for f in group.fault if f.type in GUEST_FAULTS and GUEST_FAULTS[f.type].source == MODULE]
+        if not needs or not group.image.is_default:
+            continue
+        arch = ARCHES[group.arch]
+        if problem := module_problem(arch, cache.read_resolved(arch.name).compiler):
+            raise ProfileError(str(path), f"group[{i}].fault", f"group {group.name} ({arch.name}): fault "
+                               f"{needs[0]!r} needs soak's fault module, which cannot be built here: {problem}")

@@ -2,7 +2,8 @@
 
 Resolution asks ``apt-cache`` for candidate versions; downloads use ``apt-get
 download`` pinned to those versions (no root needed, nothing is installed);
-extraction uses ``dpkg-deb -x``. Every call has a timeout and every failure
+extraction uses ``dpkg-deb -x``. An `Apt` is the archive as seen for one
+architecture: the host's own apt, or soak's private state for another. Every call has a timeout and every failure
 becomes an `ImageError` whose message says what to do.
 """
 
@@ -44,6 +45,12 @@ class Package:
 
     def __str__(self) -> str:
         return f"{self.name}={self.version}"
+
+    def spec(self, native: str) -> str:
+        """How ``apt-get download`` names it: ``name:arch=version`` when it is not of ``native``'s arch."""
+        if self.arch in (native, "all"):
+            return str(self)
+        return f"{self.name}:{self.arch}={self.version}"
 
 
 def check_tools() -> None:
@@ -91,64 +98,84 @@ def parse_depends(field: str) -> list[str]:
     return names
 
 
-def candidates(names: Sequence[str], *, strict: bool = True) -> dict[str, dict[str, str]]:
-    """The candidate version's record of each package, by name.
+@dataclass(frozen=True, slots=True)
+class Apt:
+    """One view of Debian's archive for one architecture.
 
-    With ``strict=False`` names apt cannot select (virtual packages) are left out.
-
-    :raise ImageError: a package is unknown to apt (the hint is ``apt-get update``).
+    The host's own apt (no options), or soak's private apt state for another
+    architecture or suite (`soak.image.aptstate`): the same commands with
+    ``-o`` settings, so the host's dpkg architecture list and lists stay as they are.
     """
-    if not names:
-        return {}
-    if not strict:
-        names = selectable(names)
+
+    arch: str = "amd64"
+    """Debian's name of the architecture the packages are for."""
+    options: tuple[str, ...] = ()
+    """``-o Name=value`` arguments for every apt-get and apt-cache call."""
+
+    def _run(self, tool: str, args: Sequence[str], *, timeout: float, cwd: Path | None = None) -> str:
+        return run_tool([tool, *self.options, *args], timeout=timeout, cwd=cwd)
+
+    def candidates(self, names: Sequence[str], *, strict: bool = True) -> dict[str, dict[str, str]]:
+        """The candidate version's record of each package, by name.
+
+        With ``strict=False`` names apt cannot select (virtual packages) are left out.
+
+        :raise ImageError: a package is unknown to apt (the hint is ``apt-get update``).
+        """
         if not names:
             return {}
-    try:
-        out = run_tool(["apt-cache", "show", "--no-all-versions", *names], timeout=QUERY_TIMEOUT)
-    except ImageError as exc:
-        raise ImageError(f"{exc} (is `apt-get update` needed?)") from exc
-    records = {r["Package"]: r for r in parse_stanzas(out) if "Package" in r}
-    missing = [n for n in names if n not in records]
-    if missing and strict:
-        raise ImageError(f"apt knows no package {', '.join(missing)}: run `apt-get update`")
-    return records
+        if not strict:
+            names = self.selectable(names)
+            if not names:
+                return {}
+        try:
+            out = self._run("apt-cache", ["show", "--no-all-versions", *names], timeout=QUERY_TIMEOUT)
+        except ImageError as exc:
+            raise ImageError(f"{exc} (is `apt-get update` needed?)") from exc
+        records = {r["Package"]: r for r in parse_stanzas(out) if "Package" in r}
+        missing = [n for n in names if n not in records]
+        if missing and strict:
+            raise ImageError(f"apt knows no {self.arch} package {', '.join(missing)}: run `apt-get update`")
+        return records
+
+    def selectable(self, names: Sequence[str]) -> list[str]:
+        """The names that have a candidate version (virtual and unknown ones do not)."""
+        out = self._run("apt-cache", ["policy", *names], timeout=QUERY_TIMEOUT)
+        found: list[str] = []
+        name = ""
+        for line in out.splitlines():
+            if line and not line[0].isspace() and line.endswith(":"):
+                name = line[:-1].split(":")[0]
+            elif line.strip().startswith("Candidate:") and line.split(":", 1)[1].strip() != "(none)":
+                found.append(name)
+        return [n for n in names if n in found]
+
+    def package(self, record: dict[str, str]) -> Package:
+        return Package(record["Package"], record["Version"], record.get("Architecture", self.arch))
+
+    def download(self, packages: Sequence[Package], debs_dir: Path) -> dict[Package, Path]:
+        """Each package's .deb in ``debs_dir``, downloading only the missing ones.
+
+        Downloads land in a temporary directory first, so a crash never leaves a
+        partial .deb under its final name.
+        """
+        debs_dir.mkdir(parents=True, exist_ok=True)
+        missing = [p for p in packages if not (debs_dir / p.filename).is_file()]
+        if missing:
+            with tempfile.TemporaryDirectory(prefix=".download-", dir=debs_dir) as tmp:
+                self._run("apt-get", ["download", *(p.spec(self.arch) for p in missing)],
+                          timeout=DOWNLOAD_TIMEOUT, cwd=Path(tmp))
+                for p in missing:
+                    got = Path(tmp) / p.filename
+                    if not got.is_file():
+                        raise ImageError(f"apt-get download did not produce {p.filename}")
+                    os.replace(got, debs_dir / p.filename)
+        return {p: debs_dir / p.filename for p in packages}
 
 
-def selectable(names: Sequence[str]) -> list[str]:
-    """The names that have a candidate version (virtual and unknown ones do not)."""
-    out = run_tool(["apt-cache", "policy", *names], timeout=QUERY_TIMEOUT)
-    found: list[str] = []
-    name = ""
-    for line in out.splitlines():
-        if line and not line[0].isspace() and line.endswith(":"):
-            name = line[:-1]
-        elif line.strip().startswith("Candidate:") and line.split(":", 1)[1].strip() != "(none)":
-            found.append(name)
-    return [n for n in names if n in found]
-
-
-def package(record: dict[str, str]) -> Package:
-    return Package(record["Package"], record["Version"], record.get("Architecture", "amd64"))
-
-
-def download(packages: Sequence[Package], debs_dir: Path) -> dict[Package, Path]:
-    """Each package's .deb in ``debs_dir``, downloading only the missing ones.
-
-    Downloads land in a temporary directory first, so a crash never leaves a
-    partial .deb under its final name.
-    """
-    debs_dir.mkdir(parents=True, exist_ok=True)
-    missing = [p for p in packages if not (debs_dir / p.filename).is_file()]
-    if missing:
-        with tempfile.TemporaryDirectory(prefix=".download-", dir=debs_dir) as tmp:
-            run_tool(["apt-get", "download", *map(str, missing)], timeout=DOWNLOAD_TIMEOUT, cwd=Path(tmp))
-            for p in missing:
-                got = Path(tmp) / p.filename
-                if not got.is_file():
-                    raise ImageError(f"apt-get download did not produce {p.filename}")
-                os.replace(got, debs_dir / p.filename)
-    return {p: debs_dir / p.filename for p in packages}
+def host_arch() -> str:
+    """The host's Debian architecture (``dpkg --print-architecture``)."""
+    return run_tool(["dpkg", "--print-architecture"], timeout=QUERY_TIMEOUT).strip()
 
 
 def extract(deb: Path, dest: Path) -> None:

@@ -1,7 +1,9 @@
 """The default guest's file layout, written as a gzip'd cpio initramfs.
 
 Everything is placed by explicit rules from unpacked packages, nothing is
-copied from the host: the same inputs give the same bytes.
+copied from the host: the same inputs give the same bytes. busybox's applet
+links are made by /init at boot (``busybox --install -s``): a busybox of
+another architecture cannot be asked for its list on the host.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from soak.image.closure import Library
 from soak.image.cpio import CpioWriter
 from soak.image.kernel import Module
 
-LIB_DIR = "lib/x86_64-linux-gnu"
 MODULE_DIR = "lib/soak/modules"
 EXTRA_DIR = "lib/soak/extra"
 GZIP_LEVEL = 9
@@ -28,13 +29,13 @@ class Layout:
 
     init_script: bytes
     busybox: Path
-    applets: tuple[str, ...]
-    """Applet paths relative to /, e.g. ``usr/bin/awk``, from ``busybox --list-full``."""
     binaries: Mapping[str, Path]
     """Destination (e.g. ``usr/bin/stress-ng``) -> file."""
     libraries: Iterable[Library]
+    lib_dir: str
+    """Where the libraries go, e.g. ``lib/aarch64-linux-gnu``."""
     interpreter: str | None
-    """The loader path the binaries name (PT_INTERP), linked to its copy in LIB_DIR."""
+    """The loader path the binaries name (PT_INTERP), linked to its copy in ``lib_dir``."""
     modules: Iterable[Module]
     """Loaded by /init at boot, in this order."""
     extra_modules: Iterable[Module]
@@ -55,16 +56,14 @@ def write_initramfs(layout: Layout, dest: Path) -> None:
         cpio.add_char_device("dev/null", 1, 3, 0o666)
         cpio.add_bytes("init", layout.init_script, 0o755)
         cpio.add_file("bin/busybox", layout.busybox, 0o755)
-        for applet in sorted(set(layout.applets)):
-            if applet not in cpio:
-                cpio.add_symlink(applet, "/bin/busybox")
+        cpio.add_symlink("bin/sh", "/bin/busybox")  # for /init's #!; it links the other applets
         for dest_name, src in sorted(layout.binaries.items()):
             cpio.add_file(dest_name, src, 0o755)
         for lib in sorted(layout.libraries, key=lambda lib: lib.soname):
-            cpio.add_file(f"{LIB_DIR}/{lib.soname}", lib.path)
+            cpio.add_file(f"{layout.lib_dir}/{lib.soname}", lib.path)
         if layout.interpreter and layout.interpreter.lstrip("/") not in cpio:
             name = layout.interpreter.rsplit("/", 1)[-1]
-            cpio.add_symlink(layout.interpreter, f"/{LIB_DIR}/{name}")
+            cpio.add_symlink(layout.interpreter, f"/{layout.lib_dir}/{name}")
         order = []
         for module in layout.modules:
             cpio.add_bytes(f"{MODULE_DIR}/{module.name}.ko", module.data)

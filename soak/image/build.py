@@ -1,16 +1,22 @@
-"""Build (or find in the cache) soak's default guest image.
+"""Build (or find in the cache) soak's default guest image for one architecture.
 
-The image is Debian's cloud kernel, busybox-static, stress-ng with exactly the
-shared libraries it loads, the pvpanic modules and soak's agent as ``/init``.
-Its key hashes every input: exact package versions (including the library
-packages the last build needed, re-resolved with apt-cache on every lookup so
-a security update of a library rebuilds), the agent script, the builder
-version and its options. A lookup costs two apt-cache calls and no download.
+The image is Debian's kernel for the architecture (`soak.arch`), busybox-static,
+stress-ng with exactly the shared libraries it loads, the modules its panic
+device and agent channel need, soak's fault module where it can be built, and
+soak's agent as ``/init``. Its key hashes every input: the architecture,
+exact package versions (including the library packages the last build
+needed, re-resolved with apt-cache on every lookup so a security update of a
+library rebuilds), the agent script, the builder version and its options. A
+lookup costs one apt-cache call and no download. Packages of architectures
+the host's apt does not carry come through soak's private apt state
+(`soak.image.aptstate`). Firmware is not an input: the same kernel and initrd
+boot through any firmware of the architecture.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.resources
 import json
 import platform
@@ -21,14 +27,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from soak.arch import DEFAULT_ARCH, Arch
+from soak.arch import arch as arch_named
 from soak.errors import ImageError
 from soak.image import apt
-from soak.image.apt import Package
+from soak.image.apt import Apt, Package
+from soak.image.aptstate import MAX_AGE, AptState
 from soak.image.assemble import Layout, write_initramfs
 from soak.image.cache import ImageCache, Resolved, cache_root, image_key
 from soak.image.closure import Unpacked, library_closure
 from soak.image.elf import read_deps
-from soak.image.faultbuild import build_fault_module, missing_tools, source_digest
+from soak.image.faultbuild import Archives, build_fault_module, missing_tools, source_digest
 from soak.image.kernel import modules_in_load_order
 from soak.image.model import (
     FEATURE_AGENT,
@@ -40,16 +49,12 @@ from soak.image.model import (
     MANIFEST,
     GuestImage,
 )
-from soak.image.tools import run_tool
 
-BUILDER_VERSION = 3
-KERNEL_META = "linux-image-cloud-amd64"
+BUILDER_VERSION = 4
 BUSYBOX = "busybox-static"
 STRESS_NG = "stress-ng"
-MODULES = ("pvpanic", "pvpanic_mmio", "pvpanic_pci")
 DLOPENED = {"libgcc_s.so.1": "libc6"}
 """Sonames loaded with dlopen, not DT_NEEDED: glibc needs libgcc_s for pthread_cancel/exit."""
-TOOL_TIMEOUT = 30.0
 
 Progress = Callable[[str], None]
 
@@ -67,6 +72,7 @@ def init_script() -> bytes:
 class Plan:
     """What the default image would be built from right now."""
 
+    arch: Arch
     kernel: Package
     roots: tuple[Package, ...]
     closure: tuple[Package, ...]
@@ -78,48 +84,60 @@ class Plan:
     def inputs(self) -> dict[str, Any]:
         return {
             "builder": BUILDER_VERSION,
-            "kernel": str(self.kernel),
-            "roots": sorted(map(str, self.roots)),
-            "closure": sorted(map(str, self.closure)),
+            "arch": {"name": self.arch.name, "debian": self.arch.debian, "suite": self.arch.suite,
+                     "agent": self.arch.agent.guest},
+            "kernel": _versioned(self.kernel),
+            "roots": sorted(map(_versioned, self.roots)),
+            "closure": sorted(map(_versioned, self.closure)),
             "init": image_key({"init.sh": self.script.decode(errors="replace")}),
-            "options": {"modules": list(MODULES), "dlopen": sorted(DLOPENED)},
+            "options": {"modules": list(boot_modules(self.arch)), "dlopen": sorted(DLOPENED)},
             # Installing the compiler later must rebuild the image with the module.
             "faultinject": {"source": source_digest(), "compiler": self.compiler,
-                            "tools": not missing_tools(self.compiler)},
+                            "tools": not missing_tools(self.arch, self.compiler)},
         }
 
     def key(self) -> str:
         return image_key(self.inputs())
 
 
-def _kernel_package(meta: dict[str, str]) -> Package:
+def _versioned(p: Package) -> str:
+    return f"{p}:{p.arch}"
+
+
+def boot_modules(arch: Arch) -> tuple[str, ...]:
+    """The modules /init loads at boot: the panic device's and the agent channel's drivers."""
+    return (*arch.panic.modules, *arch.agent.modules)
+
+
+def _kernel_package(meta: dict[str, str], arch: Arch) -> Package:
     """The concrete kernel package a metapackage's candidate depends on, with its pinned version."""
     for clause in meta.get("Depends", "").split(","):
         name, _, rest = clause.strip().partition(" ")
         if name.startswith("linux-image-") and rest.startswith("(= "):
-            return Package(name, rest[3:].rstrip(")").strip(), meta.get("Architecture", "amd64"))
-    raise ImageError(f"{KERNEL_META} {meta.get('Version')} names no linux-image package with a pinned version")
+            return Package(name, rest[3:].rstrip(")").strip(), meta.get("Architecture", arch.debian))
+    raise ImageError(f"{arch.kernel_package} {meta.get('Version')} names no linux-image package with a pinned version")
 
 
-def make_plan(cache: ImageCache) -> Plan:
+def make_plan(cache: ImageCache, arch: Arch, archive: Apt) -> Plan:
     """Resolve today's candidate versions with apt-cache (no download).
 
     One apt-cache call in the usual case: each call re-reads apt's lists (about
     a second where apt keeps no binary cache, as in containers).
     """
-    roots = [KERNEL_META, BUSYBOX, STRESS_NG]
-    resolved = cache.read_resolved()
+    roots = [arch.kernel_package, BUSYBOX, STRESS_NG]
+    resolved = cache.read_resolved(arch.name)
     names = list(resolved.closure)
     try:
-        records = apt.candidates([*roots, *names])
+        records = archive.candidates([*roots, *names])
         closure = {n: records[n] for n in names}
     except ImageError:  # a library package vanished from apt: resolve leniently
-        records = apt.candidates(roots)
-        closure = apt.candidates(names, strict=False)
+        records = archive.candidates(roots)
+        closure = archive.candidates(names, strict=False)
     return Plan(
-        kernel=_kernel_package(records[KERNEL_META]),
-        roots=(apt.package(records[BUSYBOX]), apt.package(records[STRESS_NG])),
-        closure=tuple(sorted(apt.package(r) for r in closure.values())),
+        arch=arch,
+        kernel=_kernel_package(records[arch.kernel_package], arch),
+        roots=(archive.package(records[BUSYBOX]), archive.package(records[STRESS_NG])),
+        closure=tuple(sorted(archive.package(r) for r in closure.values())),
         compiler=resolved.compiler,
         script=init_script(),
     )
@@ -128,15 +146,15 @@ def make_plan(cache: ImageCache) -> Plan:
 class _Unpacker:
     """Downloads packages into the shared deb cache and unpacks each under its own root."""
 
-    def __init__(self, debs: Path, dest: Path, progress: Progress) -> None:
-        self.debs, self.dest, self.progress = debs, dest, progress
+    def __init__(self, archive: Apt, debs: Path, dest: Path, progress: Progress) -> None:
+        self.archive, self.debs, self.dest, self.progress = archive, debs, dest, progress
         self.unpacked: dict[str, tuple[Package, Unpacked]] = {}
 
     def packages(self, wanted: list[Package]) -> dict[str, Unpacked]:
         new = [p for p in wanted if p.name not in self.unpacked]
         if new:
             self.progress(f"fetching {', '.join(p.name for p in new)}")
-        for pkg, deb in apt.download(new, self.debs).items():
+        for pkg, deb in self.archive.download(new, self.debs).items():
             root = self.dest / pkg.name
             apt.extract(deb, root)
             depends = apt.parse_depends(apt.control(deb).get("Depends", ""))
@@ -144,67 +162,79 @@ class _Unpacker:
         return {p.name: self.unpacked[p.name][1] for p in wanted}
 
     def names(self, names: list[str]) -> dict[str, Unpacked]:
-        records = apt.candidates(names, strict=False)
-        return self.packages([apt.package(r) for r in records.values()])
+        records = self.archive.candidates(names, strict=False)
+        return self.packages([self.archive.package(r) for r in records.values()])
 
 
-def _busybox_applets(busybox: Path) -> tuple[str, ...]:
-    out = run_tool([str(busybox), "--list-full"], timeout=TOOL_TIMEOUT)
-    return tuple(a for a in out.split() if a and a != "bin/busybox")
+def _find(root: Path, candidates: tuple[str, ...], what: str) -> Path:
+    """The first of ``candidates`` (paths inside a package) that exists; trixie moved /bin to /usr/bin."""
+    for rel in candidates:
+        if (root / rel).is_file():
+            return root / rel
+    raise ImageError(f"{what} is not at {' or '.join(candidates)} in its package")
 
 
-def _build(plan: Plan, cache: ImageCache, progress: Progress) -> GuestImage:
+def _build(plan: Plan, cache: ImageCache, archives: Archives, progress: Progress,
+           notes: tuple[str, ...] = ()) -> GuestImage:
     started = time.monotonic()
+    arch = plan.arch
     tmp = cache.new_build_dir()
     try:
         out = tmp / "out"
         out.mkdir()
-        unpacker = _Unpacker(cache.debs, tmp / "pkgs", progress)
+        unpacker = _Unpacker(archives.target, cache.debs, tmp / "pkgs", progress)
         pkgs = unpacker.packages([plan.kernel, *plan.roots])
         release = plan.kernel.name.removeprefix("linux-image-")
         kroot = pkgs[plan.kernel.name].root
-        vmlinuz = kroot / "boot" / f"vmlinuz-{release}"
+        vmlinuz = kroot / arch.kernel_image.format(release=release)
         if not vmlinuz.is_file():
-            raise ImageError(f"{plan.kernel} has no /boot/vmlinuz-{release}")
-        modules = modules_in_load_order(kroot / "lib/modules" / release, list(MODULES), release)
-        faultmod = build_fault_module(plan.kernel, release, cache.debs, tmp / "faultmod", progress)
+            raise ImageError(f"{plan.kernel} has no /{arch.kernel_image.format(release=release)}")
+        moddir = next((d for d in (kroot / "lib/modules" / release, kroot / "usr/lib/modules" / release)
+                       if d.is_dir()), kroot / "lib/modules" / release)
+        modules = modules_in_load_order(moddir, list(boot_modules(arch)), release)
+        faultmod = build_fault_module(arch, archives, plan.kernel, release, cache.debs, tmp / "faultmod", progress)
 
         stress_ng = pkgs[STRESS_NG].root / "usr/bin/stress-ng"
+        busybox = _find(pkgs[BUSYBOX].root, ("bin/busybox", "usr/bin/busybox"), "busybox")
         progress("resolving stress-ng's shared libraries")
         libs = library_closure(
-            {stress_ng: STRESS_NG}, {STRESS_NG: pkgs[STRESS_NG]}, unpacker.names, extra=DLOPENED
+            {stress_ng: STRESS_NG}, {STRESS_NG: pkgs[STRESS_NG]}, unpacker.names, extra=DLOPENED,
+            lib_dirs=arch.lib_dirs,
         )
         root_names = {plan.kernel.name, *(p.name for p in plan.roots)}
         closure = tuple(sorted({unpacker.unpacked[lib.package][0] for lib in libs.values()} - set(plan.roots)))
         plan = dataclasses.replace(plan, closure=closure, compiler=faultmod.compiler)
         key = plan.key()
-        features = frozenset({FEATURE_AGENT, FEATURE_STRESS_NG, FEATURE_PVPANIC}
+        features = frozenset({FEATURE_AGENT, FEATURE_STRESS_NG}
+                             | ({FEATURE_PVPANIC} if arch.panic.device else set())
                              | ({FEATURE_FAULTINJECT} if faultmod.module else set()))
-        notes = [faultmod.note] if faultmod.note else []
-        for note in notes:
+        all_notes = [*notes, *([faultmod.note] if faultmod.note else [])]
+        for note in all_notes:
             progress(note)
 
         progress(f"writing initramfs for {release} ({len(libs)} libraries, {len(modules)} modules)")
         layout = Layout(
             init_script=plan.script,
-            busybox=pkgs[BUSYBOX].root / "bin/busybox",
-            applets=_busybox_applets(pkgs[BUSYBOX].root / "bin/busybox"),
+            busybox=busybox,
             binaries={"usr/bin/stress-ng": stress_ng},
             libraries=libs.values(),
+            lib_dir=f"lib/{arch.triplet}",
             interpreter=read_deps(stress_ng).interp,
             modules=modules,
             extra_modules=[faultmod.module] if faultmod.module else [],
-            image_info={"key": key, "features": ",".join(sorted(features)), "release": release},
+            image_info={"key": key, "features": ",".join(sorted(features)), "release": release,
+                        "arch": arch.name, "channel": arch.agent.guest},
         )
         write_initramfs(layout, out / INITRD)
         shutil.copyfile(vmlinuz, out / KERNEL)
         all_pkgs = [plan.kernel, *plan.roots, *closure, *faultmod.packages]
         manifest = {
             "key": key,
+            "arch": arch.name,
             "kernel_release": release,
             "features": sorted(features),
             "packages": [str(p) for p in all_pkgs],
-            "notes": notes,
+            "notes": all_notes,
             "inputs": plan.inputs(),
             "debs": sorted({p.filename for p, _ in unpacker.unpacked.values()} | set(faultmod.debs)),
             "built_at": time.time(),
@@ -213,43 +243,79 @@ def _build(plan: Plan, cache: ImageCache, progress: Progress) -> GuestImage:
             "initrd_bytes": (out / INITRD).stat().st_size,
         }
         (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        cache.write_resolved(Resolved(tuple(p.name for p in closure if p.name not in root_names),
-                                      faultmod.compiler))
+        cache.write_resolved(arch.name, Resolved(tuple(p.name for p in closure if p.name not in root_names),
+                                                 faultmod.compiler))
         return cache.publish(out, key)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+HOST_MACHINES = {"x86_64": "amd64", "amd64": "amd64"}
+"""Build hosts soak supports (the cross toolchains in `soak.arch` are amd64's)."""
+
+
+@functools.cache
+def _host_debian_arch() -> str:
+    return apt.host_arch()
+
+
 def _check_host() -> None:
-    if platform.machine() not in ("x86_64", "amd64"):
+    if platform.machine() not in HOST_MACHINES:
         raise ImageError(
-            f"the default guest image is x86_64 and built on x86_64 hosts, not {platform.machine()}: "
+            f"the default guest images are built on x86_64 hosts, not {platform.machine()}: "
             "set image.kernel and image.initrd in the profile"
         )
     apt.check_tools()
 
 
+def archives_for(arch: Arch, cache: ImageCache, *, refresh: bool, progress: Progress) -> tuple[Archives, list[str]]:
+    """The archive of ``arch``'s packages and the host's, and notes about indexes that failed.
+
+    The host's own apt serves its own architecture; any other gets soak's
+    private apt state, refreshed when stale (a refresh happens under the
+    cache lock, so two soaks never run apt-get update on the same lists).
+
+    :raise ImageError: no package lists for ``arch`` can be had.
+    """
+    host = Apt(_host_debian_arch())
+    if arch.debian == host.arch and arch.suite is None:
+        return Archives(host, host), []
+    state = AptState(cache.root, arch.debian, arch.suite)
+    age = state.age()
+    if refresh or age is None or age >= MAX_AGE:
+        with cache.lock(progress):
+            notes = state.ensure(force=refresh, progress=progress)
+    else:
+        notes = state.notes()
+    return Archives(state.apt, host), notes
+
+
+
 def ensure_default_image(
-    cache_dir: Path | None = None, *, force: bool = False, progress: Progress | None = None
+    cache_dir: Path | None = None, *, arch: str = DEFAULT_ARCH, force: bool = False,
+    progress: Progress | None = None,
 ) -> GuestImage:
-    """The default guest image: from the cache when its inputs are unchanged, else built now.
+    """The default guest image of ``arch``: from the cache when its inputs are unchanged, else built now.
 
     Synchronous (call it in a thread from async code); a first build downloads
-    ~35 MB and takes about a minute.
+    35-110 MB and takes about a minute (see the README for each architecture).
 
     :raise ImageError: one line saying what to install or how to supply an image.
+    :raise ValueError: an unknown architecture.
     """
     say = progress or _quiet
+    target = arch_named(arch)
     _check_host()
     cache = ImageCache(cache_root(cache_dir))
-    if not force and (image := cache.get(make_plan(cache).key())):
+    archives, notes = archives_for(target, cache, refresh=force, progress=say)
+    if not force and (image := cache.get(make_plan(cache, target, archives.target).key())):
         return image
     with cache.lock(say):
-        plan = make_plan(cache)  # another soak may have built while we waited
+        plan = make_plan(cache, target, archives.target)  # another soak may have built while we waited
         if not force and (image := cache.get(plan.key())):
             return image
-        say(f"building the guest image in {cache.root}")
-        image = _build(plan, cache, say)
+        say(f"building the {target.name} guest image in {cache.root}")
+        image = _build(plan, cache, archives, say, tuple(notes))
         cache.prune()
     say(f"built image {image.key}")
     return image

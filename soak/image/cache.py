@@ -7,7 +7,8 @@ else ``~/.cache/soak``)::
     debs/                 downloaded .deb files, shared by builds
     images/<key>/         vmlinuz, initrd.img, manifest.json: complete or absent
     images/.tmp-*/        a build in progress (or a crashed one, removed by the next)
-    resolved.json         what the last build found out: library packages, kernel compiler
+    resolved-<arch>.json  what the last build of <arch> found out: library packages, kernel compiler
+    apt/<debian-arch>/    soak's private apt state for architectures the host's apt lacks
 
 An image appears under its key only by ``rename(2)`` of a finished directory,
 so a crash or a concurrent reader never sees half an image.
@@ -33,8 +34,7 @@ from soak.image.model import MANIFEST, GuestImage, load_manifest
 LOCK_TIMEOUT = 1800.0
 LOCK_POLL = 0.25
 KEEP_IMAGES = 3
-
-RESOLVED = "resolved.json"
+"""Per architecture."""
 
 Listing = list[tuple[GuestImage, dict[str, Any]]]
 """Cached images with their manifests."""
@@ -94,19 +94,23 @@ class ImageCache:
                         found.append(load_manifest(d))
         return sorted(found, key=lambda im: float(im[1].get("built_at", 0)), reverse=True)
 
-    def read_resolved(self) -> Resolved:
-        """What the last build found out beyond apt's candidates (see `Resolved`)."""
+    def _resolved_path(self, arch: str) -> Path:
+        return self.root / f"resolved-{arch}.json"
+
+    def read_resolved(self, arch: str) -> Resolved:
+        """What the last build of ``arch`` found out beyond apt's candidates (see `Resolved`)."""
         try:
-            data = json.loads((self.root / RESOLVED).read_text())
+            data = json.loads(self._resolved_path(arch).read_text())
             return Resolved(tuple(str(n) for n in data["closure"]), data.get("compiler"))
         except (OSError, ValueError, KeyError, TypeError):
             return Resolved((), None)
 
-    def write_resolved(self, resolved: Resolved) -> None:
+    def write_resolved(self, arch: str, resolved: Resolved) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f"{RESOLVED}.tmp"
+        path = self._resolved_path(arch)
+        tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps({"closure": sorted(resolved.closure), "compiler": resolved.compiler}))
-        os.replace(tmp, self.root / RESOLVED)
+        os.replace(tmp, path)
 
     @contextlib.contextmanager
     def lock(self, progress: Callable[[str], None], timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
@@ -165,11 +169,16 @@ class ImageCache:
         return load_manifest(final)[0]
 
     def prune(self, keep: int = KEEP_IMAGES) -> None:
-        """Keep the newest ``keep`` images and only the .debs they were built from."""
-        images = self.list()
-        for image, _ in images[keep:]:
-            shutil.rmtree(image.kernel.parent, ignore_errors=True)
-        wanted = {f for _, meta in images[:keep] for f in meta.get("debs", ())}
+        """Keep the newest ``keep`` images of each architecture and only the .debs they were built from."""
+        kept: Listing = []
+        seen: dict[str, int] = {}
+        for image, meta in self.list():
+            seen[image.arch] = seen.get(image.arch, 0) + 1
+            if seen[image.arch] > keep:
+                shutil.rmtree(image.kernel.parent, ignore_errors=True)
+            else:
+                kept.append((image, meta))
+        wanted = {f for _, meta in kept for f in meta.get("debs", ())}
         if self.debs.is_dir():
             for deb in self.debs.glob("*.deb"):
                 if deb.name not in wanted:

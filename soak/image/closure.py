@@ -10,7 +10,7 @@ stack. Packages are fetched through a callback so this module stays free of apt.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from soak.errors import ImageError
 from soak.image.elf import read_deps
 
 LIB_DIRS = ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "lib", "usr/lib")
+"""x86_64's; other architectures pass theirs (`soak.arch.Arch.lib_dirs`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +53,9 @@ def resolve_in_root(root: Path, path: Path) -> Path:
     raise ImageError(f"{path}: too many levels of symbolic links")
 
 
-def _index(pkg: Unpacked) -> dict[str, Path]:
+def _index(pkg: Unpacked, lib_dirs: Sequence[str]) -> dict[str, Path]:
     found: dict[str, Path] = {}
-    for rel in LIB_DIRS:
+    for rel in lib_dirs:
         d = pkg.root / rel
         if not d.is_dir():
             continue
@@ -67,16 +68,17 @@ def _index(pkg: Unpacked) -> dict[str, Path]:
 
 
 class _Closure:
-    def __init__(self, packages: Mapping[str, Unpacked], fetch: Fetch) -> None:
+    def __init__(self, packages: Mapping[str, Unpacked], fetch: Fetch, lib_dirs: Sequence[str]) -> None:
         self.packages: dict[str, Unpacked] = dict(packages)
         self.fetch = fetch
+        self.lib_dirs = lib_dirs
         self.index: dict[str, Library] = {}
         self.expanded: set[str] = set()
         for pkg in self.packages.values():
             self._add_to_index(pkg)
 
     def _add_to_index(self, pkg: Unpacked) -> None:
-        for soname, path in _index(pkg).items():
+        for soname, path in _index(pkg, self.lib_dirs).items():
             self.index.setdefault(soname, Library(soname, pkg.name, path))
 
     def _to_expand(self, owner: str) -> str | None:
@@ -128,6 +130,7 @@ def library_closure(
     packages: Mapping[str, Unpacked],
     fetch: Fetch,
     extra: Mapping[str, str] | None = None,
+    lib_dirs: Sequence[str] = LIB_DIRS,
 ) -> dict[str, Library]:
     """Every shared library the ``binaries`` (path -> owning package) load, by soname.
 
@@ -140,4 +143,4 @@ def library_closure(
     for path, owner in binaries.items():
         for soname in read_deps(path).needed:
             needed.setdefault(soname, owner)
-    return _Closure(packages, fetch).run(needed)
+    return _Closure(packages, fetch, lib_dirs).run(needed)

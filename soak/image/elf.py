@@ -4,7 +4,8 @@ The image carries stress-ng's shared libraries from Debian debs, not from the
 host, so we must know which sonames a binary asks for (DT_NEEDED) and which
 loader it names (PT_INTERP) without running ``ldd``. Kernel modules keep their
 dependencies in the ``.modinfo`` section (``depends=a,b``). Only what those
-questions need is parsed: little-endian ELF64, as on x86_64.
+questions need is parsed: little-endian ELF, 64-bit (x86_64, arm64) or 32-bit
+(i386).
 """
 
 from __future__ import annotations
@@ -30,15 +31,36 @@ class ElfDeps:
     """PT_INTERP, e.g. ``/lib64/ld-linux-x86-64.so.2``; None for libraries and static binaries."""
 
 
-def _header(data: bytes, path: Path) -> tuple[int, int, int, int, int, int, int]:
-    """(phoff, shoff, phentsize, phnum, shentsize, shnum, shstrndx), after checking the ident."""
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where the fields sit in one ELF class (32 or 64 bit)."""
+
+    header: str
+    """e_phoff, e_shoff"""
+    header_at: int
+    sizes_at: int
+    """e_phentsize ... e_shstrndx"""
+    phdr: str
+    """(p_type, p_offset, p_vaddr, p_filesz) are picked by `phdr_fields`."""
+    phdr_fields: tuple[int, int, int, int]
+    dyn: str
+    shdr: str
+
+
+_ELF64 = _Layout("<QQ", 0x20, 0x36, "<IIQQQQ", (0, 2, 3, 5), "<qQ", "<IIQQQQ")
+_ELF32 = _Layout("<II", 0x1C, 0x2A, "<IIIII", (0, 1, 2, 4), "<iI", "<IIIIII")
+
+
+def _header(data: bytes, path: Path) -> tuple[_Layout, int, int, int, int, int, int, int]:
+    """(layout, phoff, shoff, phentsize, phnum, shentsize, shnum, shstrndx), after checking the ident."""
     if len(data) < 64 or data[:4] != b"\x7fELF":
         raise ImageError(f"{path}: not an ELF file")
-    if data[4] != 2 or data[5] != 1:
-        raise ImageError(f"{path}: not a little-endian ELF64 file")
-    phoff, shoff = struct.unpack_from("<QQ", data, 0x20)
-    phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from("<HHHHH", data, 0x36)
-    return phoff, shoff, phentsize, phnum, shentsize, shnum, shstrndx
+    if data[4] not in (1, 2) or data[5] != 1:
+        raise ImageError(f"{path}: not a little-endian ELF file")
+    layout = _ELF64 if data[4] == 2 else _ELF32
+    phoff, shoff = struct.unpack_from(layout.header, data, layout.header_at)
+    phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from("<HHHHH", data, layout.sizes_at)
+    return layout, phoff, shoff, phentsize, phnum, shentsize, shnum, shstrndx
 
 
 def _cstr(data: bytes, offset: int) -> str:
@@ -49,15 +71,15 @@ def _cstr(data: bytes, offset: int) -> str:
 
 
 def parse_deps(data: bytes, path: Path = Path("<bytes>")) -> ElfDeps:
-    """The dynamic dependencies of an ELF64 image held in ``data``."""
-    phoff, _, phentsize, phnum, *_ = _header(data, path)
+    """The dynamic dependencies of an ELF image held in ``data``."""
+    layout, phoff, _, phentsize, phnum, *_ = _header(data, path)
+    t_at, off_at, vaddr_at, size_at = layout.phdr_fields
     loads: list[tuple[int, int, int]] = []  # (vaddr, offset, filesz)
     dynamic: tuple[int, int] | None = None
     interp: str | None = None
     for i in range(phnum):
-        p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz = struct.unpack_from(
-            "<IIQQQQ", data, phoff + i * phentsize
-        )
+        fields = struct.unpack_from(layout.phdr, data, phoff + i * phentsize)
+        p_type, p_offset, p_vaddr, p_filesz = fields[t_at], fields[off_at], fields[vaddr_at], fields[size_at]
         if p_type == _PT_LOAD:
             loads.append((p_vaddr, p_offset, p_filesz))
         elif p_type == _PT_DYNAMIC:
@@ -69,8 +91,8 @@ def parse_deps(data: bytes, path: Path = Path("<bytes>")) -> ElfDeps:
 
     entries: list[tuple[int, int]] = []
     off, size = dynamic
-    for pos in range(off, off + size, 16):
-        tag, val = struct.unpack_from("<qQ", data, pos)
+    for pos in range(off, off + size, struct.calcsize(layout.dyn)):
+        tag, val = struct.unpack_from(layout.dyn, data, pos)
         if tag == _DT_NULL:
             break
         entries.append((tag, val))
@@ -97,14 +119,12 @@ def read_deps(path: Path) -> ElfDeps:
 
 def section(data: bytes, name: str, path: Path = Path("<bytes>")) -> bytes | None:
     """The contents of the section called ``name``, or None if there is none."""
-    _, shoff, _, _, shentsize, shnum, shstrndx = _header(data, path)
+    layout, _, shoff, _, _, shentsize, shnum, shstrndx = _header(data, path)
     if shoff == 0 or shstrndx >= shnum:
         return None
 
     def sh(i: int) -> tuple[int, int, int]:
-        name_off, _t, _f, _a, offset, size = struct.unpack_from(
-            "<IIQQQQ", data, shoff + i * shentsize
-        )
+        name_off, _t, _f, _a, offset, size = struct.unpack_from(layout.shdr, data, shoff + i * shentsize)
         return name_off, offset, size
 
     _, names_off, _ = sh(shstrndx)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from soak.arch import ARCHES, DEFAULT_ARCH
 from soak.kinds import Kind
 
 MODULE, USER = "module", "user"
@@ -71,6 +72,14 @@ def fault_spec(name: str) -> FaultSpec:
         return FAULTS[name]
     except KeyError:
         raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULTS)}") from None
+
+
+def console_pattern(name: str, arch: str = DEFAULT_ARCH) -> str:
+    """The regex for the console line fault ``name`` produces on ``arch`` (kernels word some faults differently).
+
+    :raise ValueError: an unknown fault name.
+    """
+    return ARCHES[arch].fault_console.get(name, fault_spec(name).expect)
 
 
 def fault_kernel_args(names: Iterable[str]) -> list[str]:

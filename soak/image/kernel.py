@@ -61,12 +61,22 @@ def _load(path: Path) -> bytes:
     return lzma.decompress(data) if path.name.endswith(".xz") else data
 
 
+def builtin_modules(modules_dir: Path) -> set[str]:
+    """Names of the drivers built into the kernel (``modules.builtin``): nothing to load for them."""
+    try:
+        lines = (modules_dir / "modules.builtin").read_text().split()
+    except OSError:
+        return set()
+    return {_module_name(Path(line)) for line in lines}
+
+
 def modules_in_load_order(modules_dir: Path, wanted: list[str], release: str) -> list[Module]:
-    """``wanted`` and their dependencies, dependencies first.
+    """``wanted`` and their dependencies, dependencies first; drivers built into the kernel are left out.
 
     :raise ImageError: a module is missing or was built for another kernel.
     """
     index = module_index(modules_dir)
+    builtin = builtin_modules(modules_dir)
     ordered: list[Module] = []
     done: set[str] = set()
 
@@ -77,6 +87,9 @@ def modules_in_load_order(modules_dir: Path, wanted: list[str], release: str) ->
         if name in chain:
             raise ImageError(f"kernel modules depend on each other in a cycle: {' -> '.join(chain)}")
         path = index.get(name)
+        if path is None and name in builtin:
+            done.add(name)
+            return
         if path is None:
             raise ImageError(f"kernel {release} has no module {name} under {modules_dir}")
         data = _load(path)

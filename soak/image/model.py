@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from soak.arch import ARCHES, DEFAULT_ARCH
 from soak.errors import ImageError
 from soak.image.faults import MODULE, fault_kernel_args, fault_spec
 from soak.image.kernel import bzimage_release
@@ -18,7 +19,7 @@ KERNEL = "vmlinuz"
 INITRD = "initrd.img"
 
 FEATURE_AGENT = "agent"
-"""/init is soak's agent: HELLO and heartbeats on ttyS1, commands from the host."""
+"""/init is soak's agent: HELLO and heartbeats on its own channel (`soak.arch`), commands from the host."""
 FEATURE_STRESS_NG = "stress-ng"
 FEATURE_PVPANIC = "pvpanic"
 """The pvpanic drivers are loaded at boot, so a panic reaches QEMU as GUEST_PANICKED."""
@@ -44,6 +45,8 @@ class GuestImage:
     """``name=version`` of every Debian package the image was built from."""
     notes: tuple[str, ...] = field(default=(), compare=False)
     """Why a feature is missing, e.g. no compiler for the fault module."""
+    arch: str = DEFAULT_ARCH
+    """The guest architecture (`soak.arch`); a user's own image is assumed to be x86_64."""
 
     def has(self, feature: str) -> bool:
         return feature in self.features
@@ -51,7 +54,8 @@ class GuestImage:
     def supports_fault(self, name: str) -> bool:
         """Whether the agent in this image can provoke fault ``name`` (see soak.image.faults)."""
         spec = fault_spec(name)
-        return self.has(FEATURE_AGENT) and (spec.source != MODULE or self.has(FEATURE_FAULTINJECT))
+        applies = name not in ARCHES[self.arch].unsupported_faults if self.arch in ARCHES else True
+        return applies and self.has(FEATURE_AGENT) and (spec.source != MODULE or self.has(FEATURE_FAULTINJECT))
 
     def fault_kernel_args(self, names: Iterable[str]) -> list[str]:
         """Kernel parameters for provoking ``names`` in this image.
@@ -63,6 +67,8 @@ class GuestImage:
         for name in names:
             if not self.supports_fault(name):
                 why = next((n for n in self.notes if n.startswith("faultinject")), None)
+                if (reason := ARCHES[self.arch].unsupported_faults.get(name)) if self.arch in ARCHES else None:
+                    raise ImageError(f"fault {name!r} does not apply to {self.arch}: {reason}")
                 if not self.has(FEATURE_AGENT):
                     why = "this image has no soak agent (a user's own kernel/initrd)"
                 raise ImageError(f"fault {name!r} needs soak's faultinject module: {why or 'not in this image'}")
@@ -71,6 +77,7 @@ class GuestImage:
     def to_json(self) -> dict[str, Any]:
         return {
             "key": self.key,
+            "arch": self.arch,
             "kernel_release": self.kernel_release,
             "features": sorted(self.features),
             "packages": list(self.packages),
@@ -95,6 +102,7 @@ def load_manifest(image_dir: Path) -> tuple[GuestImage, dict[str, Any]]:
         features=frozenset(meta.get("features", ())),
         packages=tuple(meta.get("packages", ())),
         notes=tuple(meta.get("notes", ())),
+        arch=str(meta.get("arch", DEFAULT_ARCH)),
     )
     for path in (image.kernel, image.initrd):
         if not path.is_file():

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from soak.accel import accel_for, qemu_for
+from soak.arch import ARCHES
 from soak.image.faults import FAULTS as GUEST_FAULTS
 from soak.image.faults import fault_kernel_args
 from soak.profile import VmSpec
@@ -39,6 +41,7 @@ class Host:
     """What the host decided for every guest of the run."""
 
     qemu: str
+    """The x86_64 QEMU binary; other architectures' are found beside it (`soak.accel.qemu_for`)."""
     accel: str
     tsc_khz: int | None
     """The host's TSC rate, given to guests so they skip a calibration that can hang under TCG."""
@@ -54,6 +57,8 @@ class BootFiles:
     """A qcow2 for the snapshot fault's vmstate, when the VM has one."""
     migration_socket: Path | None = None
     """Where a migration destination listens (``-incoming defer``, then migrate-incoming)."""
+    firmware_vars: Path | None = None
+    """The VM's own UEFI variable store (`soak.firmware.vars_store`), when it boots through UEFI."""
 
 
 def host_tsc_khz() -> int | None:
@@ -76,11 +81,15 @@ def machine_config(spec: VmSpec, image: BootImage, host: Host, files: BootFiles,
     if files.snapshot_disk is not None:
         extra = ("-blockdev", f"driver=qcow2,node-name={SNAPSHOT_NODE},file.driver=file,"
                               f"file.filename={files.snapshot_disk}")
+    arch = ARCHES[spec.arch]
     return QemuConfig(
         name=spec.name,
-        qemu=host.qemu,
-        accel=host.accel,
+        arch=arch.name,
+        qemu=qemu_for(arch, host.qemu),
+        accel=accel_for(host.accel, arch),
         machine=spec.machine,
+        firmware=spec.firmware,
+        firmware_vars=files.firmware_vars,
         vcpus=spec.vcpus,
         max_vcpus=spec.max_vcpus,
         memory_mib=spec.memory_mib,

@@ -24,7 +24,9 @@ from typing import Literal
 import psutil
 
 from soak import hostoom
+from soak.arch import ARCHES
 from soak.errors import AgentError, LaunchError, QMPError
+from soak.firmware import vars_store
 from soak.machine.base import Machine, MachineLauncher, MigrationStats, Postmortem, ProcessFigures
 from soak.machine.config import BootFiles, BootImage, Host, machine_config
 from soak.machine.migrate import migrate
@@ -247,9 +249,11 @@ class QemuLauncher:
         n = self._machines[spec.name] = self._machines.get(spec.name, 0) + 1
         sockets = self.socket_dir
         snapshot = self.run_dir.vm_dir(spec.name) / "snapshot.qcow2" if spec.needs_snapshot_disk else None
+        uefi = ARCHES[spec.arch].firmware(spec.firmware).vars_template is not None
         return BootFiles(qmp_socket=sockets / f"{spec.name}.{n}.qmp", agent_socket=sockets / f"{spec.name}.{n}.agent",
                          snapshot_disk=snapshot,
-                         migration_socket=sockets / f"{spec.name}.{n}.mig" if incoming else None)
+                         migration_socket=sockets / f"{spec.name}.{n}.mig" if incoming else None,
+                         firmware_vars=self.run_dir.vm_dir(spec.name) / "efivars.fd" if uefi else None)
 
     async def launch(self, spec: VmSpec, boot: int, *, incoming: bool = False) -> QemuMachine:
         """:raise LaunchError: a file QEMU needs cannot be made, or QEMU cannot be executed."""
@@ -260,6 +264,11 @@ class QemuLauncher:
                 sock.unlink(missing_ok=True)
         if files.snapshot_disk is not None and not incoming:  # a destination takes over the source's
             await create_qcow2(self.host.qemu, files.snapshot_disk, "4G")
+        if files.firmware_vars is not None:  # made once per VM, kept across its boots like NVRAM
+            try:
+                vars_store(ARCHES[spec.arch].firmware(spec.firmware), files.firmware_vars)
+            except OSError as exc:
+                raise LaunchError(f"cannot copy the UEFI variable store to {files.firmware_vars}: {exc}") from exc
         config = machine_config(spec, image, self.host, files, boot=boot,
                                 heartbeat_interval=self.heartbeat_interval)
         stderr = StderrLog.at_end_of(self.run_dir.stderr_log(spec.name))

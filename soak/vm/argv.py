@@ -1,15 +1,23 @@
 """QEMU's command line for one VM, as a pure function of a `QemuConfig`.
 
 Everything that decides how a guest is launched lives here, so the argv in a
-failure report is the whole truth and `reproduce.sh` can replay it alone.
+failure report is the whole truth and `reproduce.sh` can replay it alone. What
+differs between guest architectures (binary, machine, CPU, console, agent
+device, panic device, kernel arguments, firmware files) comes from the table
+in `soak.arch`; this module only assembles it.
 
-Channels (see facts/qemu.md for why each choice):
+Channels (see facts/qemu.md and soak/arch.py for why each choice):
 
-- ttyS0 (stdio): the kernel console, read continuously by soak; never a socket,
-  so nothing the kernel prints before soak connects is lost.
-- ttyS1 (isa-serial on a unix socket): the guest agent, separate from the console.
-- QMP on its own unix socket; ``-action panic=pause`` with a pvpanic device, so a
-  guest panic freezes the VM for diagnosis instead of rebooting it.
+- the kernel console on the machine's first UART (``-serial stdio``): read
+  continuously by soak; never a socket, so nothing the kernel prints before
+  soak connects is lost.
+- the guest agent on a unix socket chardev, separate from the console: a
+  second UART (isa-serial, ttyS1) on x86, a virtio-serial port on arm ``virt``.
+- QMP on its own unix socket; ``-action panic=pause`` with a pvpanic device
+  where the guest kernel has its driver, so a guest panic freezes the VM for
+  diagnosis instead of rebooting it.
+- UEFI: the firmware's code as read-only pflash, the VM's own copy of the
+  variable store as writable pflash.
 """
 
 from __future__ import annotations
@@ -18,18 +26,10 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from soak.arch import ARCHES, DEFAULT_ARCH, Arch
+
 SNAPSHOT_NODE = "snapdisk"
 """The qcow2 block node that holds the snapshot fault's vmstate (QMP snapshot-save needs a node name)."""
-
-BASE_KERNEL_ARGS = (
-    "console=ttyS0,115200",
-    "panic=-1",
-    # Boots under a loaded host failed with "IO-APIC + timer doesn't work!" without it.
-    "no_timer_check",
-    # A deterministic clock: SIGSTOP of QEMU must look like lost time, not a hang.
-    "tsc=reliable",
-    "clocksource=tsc",
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,9 +37,17 @@ class QemuConfig:
     """Everything needed to launch one boot of one VM."""
 
     name: str
-    qemu: str = "qemu-system-x86_64"
+    arch: str = DEFAULT_ARCH
+    """A key of `soak.arch.ARCHES`."""
+    qemu: str | None = None
+    """The QEMU binary; None: the architecture's (``qemu-system-aarch64``) from PATH."""
     accel: str = "tcg"
-    machine: str = "pc"
+    machine: str | None = None
+    """None: the architecture's default (``pc``, ``virt``)."""
+    firmware: str | None = None
+    """A firmware of the architecture (``bios``, ``uefi``, ``none``); None: its default."""
+    firmware_vars: Path | None = None
+    """This VM's own copy of the UEFI variable store (`soak.firmware.vars_store`)."""
     vcpus: int = 1
     max_vcpus: int | None = None
     """Above ``vcpus`` to allow vCPU hotplug."""
@@ -49,7 +57,7 @@ class QemuConfig:
     kernel_args: tuple[str, ...] = ()
     """Appended after the base arguments (agent settings, fault parameters, the user's own)."""
     tsc_khz: int | None = None
-    """The host TSC rate: lets a TCG guest skip a calibration that sometimes hangs."""
+    """The host TSC rate: lets a TCG x86 guest skip a calibration that sometimes hangs."""
     qmp_socket: Path
     agent_socket: Path
     incoming: str | None = None
@@ -58,28 +66,55 @@ class QemuConfig:
     """TCG translation cache; the default 1 GiB costs ~30 MiB of RSS per guest for nothing."""
     extra_args: tuple[str, ...] = field(default=())
 
+    @property
+    def guest_arch(self) -> Arch:
+        return ARCHES[self.arch]
+
 
 def kernel_command_line(config: QemuConfig) -> str:
-    args = list(BASE_KERNEL_ARGS)
-    if config.tsc_khz:
+    arch = config.guest_arch
+    args = [arch.console_arg(), "panic=-1", *arch.kernel_args]
+    if arch.host_tsc and config.tsc_khz:
         args.append(f"tsc_early_khz={config.tsc_khz}")
     args.extend(config.kernel_args)
     return " ".join(args)
 
 
+def firmware_args(config: QemuConfig) -> list[str]:
+    """The pflash drives of a UEFI boot; nothing for ``bios`` and ``none``.
+
+    :raise ValueError: the firmware is not one of the architecture's, or UEFI has no variable store.
+    """
+    fw = config.guest_arch.firmware(config.firmware)
+    if fw.code is None:
+        return []
+    if config.firmware_vars is None:
+        raise ValueError(f"{config.name}: firmware {fw.name!r} needs the VM's own copy of its variable store")
+    return ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={fw.code}",
+            "-drive", f"if=pflash,format=raw,unit=1,file={config.firmware_vars}"]
+
+
 def build_argv(config: QemuConfig) -> list[str]:
-    """The argv that launches ``config``; pure, so tests and reproducers see the same."""
+    """The argv that launches ``config``; pure, so tests and reproducers see the same.
+
+    :raise ValueError: a firmware the architecture does not have, or UEFI without a variable store.
+    """
+    arch = config.guest_arch
     smp = str(config.vcpus)
     if config.max_vcpus and config.max_vcpus > config.vcpus:
         smp += f",maxcpus={config.max_vcpus}"
     accel = config.accel
     if accel == "tcg":
         accel += f",tb-size={config.tcg_tb_size_mib}"
+    machine = config.machine or arch.default_machine
+    if arch.machine_options:
+        machine += f",{arch.machine_options}"
     argv = [
-        config.qemu,
+        config.qemu or arch.qemu,
         "-name", f"{config.name},process=soak-{config.name},debug-threads=on",
         # a core dump of QEMU holds QEMU, not the guest's RAM (bounded, and the guest's data stays out)
-        "-machine", f"{config.machine},dump-guest-core=off",
+        "-machine", f"{machine},dump-guest-core=off",
+        *(["-cpu", arch.cpu] if arch.cpu else []),
         "-accel", accel,
         "-smp", smp,
         "-m", str(config.memory_mib),
@@ -87,13 +122,18 @@ def build_argv(config: QemuConfig) -> list[str]:
         "-no-user-config",
         "-display", "none",
         "-msg", "timestamp=on",
+        *firmware_args(config),
         "-kernel", str(config.kernel),
         "-initrd", str(config.initrd),
         "-append", kernel_command_line(config),
         "-serial", "stdio",
         "-chardev", f"socket,id=agent,path={config.agent_socket},server=on,wait=off",
-        "-device", "isa-serial,chardev=agent",
-        "-device", "pvpanic",
+    ]
+    for device in arch.agent.devices:
+        argv += ["-device", device]
+    if arch.panic.device:
+        argv += ["-device", arch.panic.device]
+    argv += [
         "-action", "panic=pause",
         "-qmp", f"unix:{config.qmp_socket},server=on,wait=off",
     ]

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from soak.arch import ARCHES
 from soak.errors import ImageError
 from soak.image import apt, build, image_from_files
-from soak.image.apt import Package
+from soak.image.apt import Apt, Package
 from soak.image.build import Plan, ensure_default_image, make_plan
 from soak.image.cache import ImageCache, Resolved, cache_root, image_key
 from soak.image.model import INITRD, KERNEL, MANIFEST
@@ -22,22 +23,24 @@ CLOSURE = (Package("libc6", "2.36-9"), Package("libssl3", "3.0.22-1"))
 
 
 def _plan(**changes: object) -> Plan:
-    fields: dict[str, object] = {"kernel": KERNEL_PKG, "roots": ROOTS, "closure": CLOSURE, "compiler": "gcc-12",
+    fields: dict[str, object] = {"arch": ARCHES["x86_64"], "kernel": KERNEL_PKG, "roots": ROOTS, "closure": CLOSURE, "compiler": "gcc-12",
                                  "script": b"#!/bin/sh\n"}
     fields.update(changes)
     return Plan(**fields)  # type: ignore[arg-type]
 
 
-def _fake_image(cache: ImageCache, key: str, built_at: float = 0.0, debs: tuple[str, ...] = ()) -> Path:
-    return _write_image(cache.images / key, key, built_at, debs)
+def _fake_image(cache: ImageCache, key: str, built_at: float = 0.0, debs: tuple[str, ...] = (),
+                arch: str = "x86_64") -> Path:
+    return _write_image(cache.images / key, key, built_at, debs, arch)
 
 
-def _write_image(d: Path, key: str, built_at: float = 0.0, debs: tuple[str, ...] = ()) -> Path:
+def _write_image(d: Path, key: str, built_at: float = 0.0, debs: tuple[str, ...] = (), arch: str = "x86_64") -> Path:
     d.mkdir(parents=True)
     (d / KERNEL).write_bytes(b"k")
     (d / INITRD).write_bytes(b"i")
     (d / MANIFEST).write_text(json.dumps({
-        "key": key, "kernel_release": "6.1.0-test", "features": ["agent"], "built_at": built_at, "debs": list(debs),
+        "key": key, "arch": arch, "kernel_release": "6.1.0-test", "features": ["agent"], "built_at": built_at,
+        "debs": list(debs),
     }))
     return d
 
@@ -60,20 +63,22 @@ def test_key_changes_with_every_input_and_nothing_else() -> None:
     assert _plan(closure=(CLOSURE[0], Package("libssl3", "3.0.23-1"))).key() != base
     assert _plan(closure=CLOSURE[:1]).key() != base
     assert _plan(compiler="gcc-13").key() != base
+    assert _plan(arch=ARCHES["aarch64"]).key() != base
+    assert _plan(kernel=Package(KERNEL_PKG.name, KERNEL_PKG.version, "arm64")).key() != base
     assert len(base) == 20 and image_key({"a": 1}) == image_key({"a": 1})
 
 
 def test_key_changes_when_the_fault_module_toolchain_appears(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(build, "missing_tools", lambda cc: ["gcc-12"])
+    monkeypatch.setattr(build, "missing_tools", lambda arch, cc: ["gcc-12"])
     without = _plan().key()
-    monkeypatch.setattr(build, "missing_tools", lambda cc: [])
+    monkeypatch.setattr(build, "missing_tools", lambda arch, cc: [])
     assert _plan().key() != without
 
 
 def test_plan_resolves_the_kernel_metapackage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls: list[list[str]] = []
 
-    def candidates(names: list[str], *, strict: bool = True) -> dict[str, dict[str, str]]:
+    def candidates(self: Apt, names: list[str], *, strict: bool = True) -> dict[str, dict[str, str]]:
         calls.append(list(names))
         recs = {
             "linux-image-cloud-amd64": {"Package": "linux-image-cloud-amd64", "Version": "6.1.192-2",
@@ -84,11 +89,12 @@ def test_plan_resolves_the_kernel_metapackage(monkeypatch: pytest.MonkeyPatch, t
         }
         return {n: recs[n] for n in names}
 
-    monkeypatch.setattr(apt, "candidates", candidates)
+    monkeypatch.setattr(Apt, "candidates", candidates)
     cache = ImageCache(tmp_path)
     tmp_path.mkdir(exist_ok=True)
-    cache.write_resolved(Resolved(("libc6",), "gcc-12"))
-    plan = make_plan(cache)
+    cache.write_resolved("x86_64", Resolved(("libc6",), "gcc-12"))
+    cache.write_resolved("aarch64", Resolved(("libc6", "libfoo"), "gcc-12"))
+    plan = make_plan(cache, ARCHES["x86_64"], Apt("amd64"))
     assert plan.kernel == KERNEL_PKG
     assert plan.closure == (Package("libc6", "2.36-9"),) and plan.compiler == "gcc-12"
     assert len(calls) == 1  # one apt-cache call per lookup
@@ -108,13 +114,14 @@ def test_lock_excludes_a_second_builder(tmp_path: Path) -> None:
 
 
 def test_a_failed_build_leaves_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    def broken_download(packages: object, debs: Path) -> dict[Package, Path]:
+    def broken_download(self: Apt, packages: object, debs: Path) -> dict[Package, Path]:
         raise ImageError("network down")
 
-    monkeypatch.setattr(apt, "download", broken_download)
+    monkeypatch.setattr(Apt, "download", broken_download)
     cache = ImageCache(tmp_path)
+    host = Apt("amd64")
     with pytest.raises(ImageError, match="network down"):
-        build._build(_plan(), cache, lambda _: None)
+        build._build(_plan(), cache, build.Archives(host, host), lambda _: None)
     assert list(cache.images.iterdir()) == []
 
 
@@ -136,22 +143,25 @@ def test_publish_is_a_rename_and_replaces(tmp_path: Path) -> None:
     assert sorted(p.name for p in cache.images.iterdir()) == [fresh.name, "k1"]
 
 
-def test_prune_keeps_the_newest_and_their_debs(tmp_path: Path) -> None:
+def test_prune_keeps_the_newest_of_each_arch_and_their_debs(tmp_path: Path) -> None:
     cache = ImageCache(tmp_path)
     for i in range(4):
         _fake_image(cache, f"k{i}", built_at=float(i), debs=(f"p{i}.deb",))
+    _fake_image(cache, "arm", built_at=0.0, debs=("arm.deb",), arch="aarch64")
     cache.debs.mkdir()
-    for i in range(4):
-        (cache.debs / f"p{i}.deb").write_bytes(b"")
+    for name in ("p0", "p1", "p2", "p3", "arm"):
+        (cache.debs / f"{name}.deb").write_bytes(b"")
     cache.prune(keep=2)
-    assert sorted(p.name for p in cache.images.iterdir()) == ["k2", "k3"]
-    assert sorted(p.name for p in cache.debs.iterdir()) == ["p2.deb", "p3.deb"]
+    assert sorted(p.name for p in cache.images.iterdir()) == ["arm", "k2", "k3"]
+    assert sorted(p.name for p in cache.debs.iterdir()) == ["arm.deb", "p2.deb", "p3.deb"]
+    assert {im.arch for im, _ in cache.list()} == {"x86_64", "aarch64"}
 
 
 def test_a_cached_image_is_returned_without_building(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     plan = _plan()
     monkeypatch.setattr(build, "_check_host", lambda: None)
-    monkeypatch.setattr(build, "make_plan", lambda cache: plan)
+    monkeypatch.setattr(build, "_host_debian_arch", lambda: "amd64")
+    monkeypatch.setattr(build, "make_plan", lambda cache, arch, archive: plan)
     monkeypatch.setattr(build, "_build", lambda *a: pytest.fail("must not build"))
     _fake_image(ImageCache(tmp_path), plan.key())
     image = ensure_default_image(tmp_path)

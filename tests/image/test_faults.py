@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from soak.arch import ARCHES
 from soak.errors import ImageError
-from soak.image import apt, faultbuild
-from soak.image.apt import Package
+from soak.image import faultbuild
+from soak.image.apt import Apt, Package
+from soak.image.faultbuild import Archives
 from soak.image.faults import FAULTS, MODULE, USER, fault_kernel_args
 from soak.image.model import GuestImage
 
@@ -78,41 +80,85 @@ HEADERS = {
 }
 
 
+KERNEL = Package("linux-image-6.1.0-test", "6.1.1-1")
+HOST = Apt("amd64")
+ARM64 = Apt("arm64", ("-o", "APT::Architecture=arm64"))
+
+
+def _known(self: Apt, names: list[str], strict: bool = True) -> dict[str, dict[str, str]]:
+    return {n: HEADERS[n] for n in names}
+
+
+def _build(tmp_path: Path, arch: str = "x86_64", target: Apt = HOST) -> faultbuild.FaultModuleBuild:
+    return faultbuild.build_fault_module(ARCHES[arch], Archives(target, HOST), KERNEL, "6.1.0-test",
+                                         tmp_path / "debs", tmp_path / "w", lambda _: None)
+
+
 def test_without_a_compiler_the_image_gets_a_note_and_no_download(monkeypatch: pytest.MonkeyPatch,
                                                                    tmp_path: Path) -> None:
-    monkeypatch.setattr(apt, "candidates", lambda names, strict=True: {n: HEADERS[n] for n in names})
+    monkeypatch.setattr(Apt, "candidates", _known)
     monkeypatch.setattr(faultbuild.shutil, "which", lambda tool: None if tool == "gcc-12" else f"/usr/bin/{tool}")
-    monkeypatch.setattr(apt, "download", lambda *a: pytest.fail("must not download headers it cannot use"))
-    result = faultbuild.build_fault_module(Package("linux-image-6.1.0-test", "6.1.1-1"), "6.1.0-test",
-                                           tmp_path / "debs", tmp_path / "w", lambda _: None)
+    monkeypatch.setattr(Apt, "download", lambda *a: pytest.fail("must not download headers it cannot use"))
+    result = _build(tmp_path)
     assert result.module is None and result.compiler == "gcc-12"
     assert result.note is not None and "gcc-12 not found" in result.note and "apt-get install gcc-12 make" in result.note
 
 
+def test_without_a_cross_compiler_the_note_names_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(Apt, "candidates", _known)
+    monkeypatch.setattr(faultbuild.shutil, "which", lambda tool: None if "aarch64" in tool else f"/usr/bin/{tool}")
+    result = _build(tmp_path, "aarch64", ARM64)
+    assert result.module is None and result.note is not None
+    assert "aarch64-linux-gnu-gcc-12, aarch64-linux-gnu-strip not found" in result.note
+    assert "apt-get install gcc-12-aarch64-linux-gnu make" in result.note
+
+
 def test_headers_apt_does_not_have_are_a_note(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    def no_headers(names: list[str], strict: bool = True) -> dict[str, dict[str, str]]:
+    def no_headers(self: Apt, names: list[str], strict: bool = True) -> dict[str, dict[str, str]]:
         raise ImageError("apt knows no package linux-headers-6.1.0-test: run `apt-get update`")
 
-    monkeypatch.setattr(apt, "candidates", no_headers)
-    result = faultbuild.build_fault_module(Package("linux-image-6.1.0-test", "6.1.1-1"), "6.1.0-test",
-                                           tmp_path / "debs", tmp_path / "w", lambda _: None)
+    monkeypatch.setattr(Apt, "candidates", no_headers)
+    result = _build(tmp_path)
     assert result.module is None and result.note is not None and "no usable headers" in result.note
 
 
 def test_a_failing_compile_is_a_note(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(apt, "candidates", lambda names, strict=True: {n: HEADERS[n] for n in names})
+    monkeypatch.setattr(Apt, "candidates", _known)
     monkeypatch.setattr(faultbuild.shutil, "which", lambda tool: f"/usr/bin/{tool}")
-    monkeypatch.setattr(apt, "download", lambda pkgs, d: {p: d / p.filename for p in pkgs})
+    monkeypatch.setattr(Apt, "download", lambda self, pkgs, d: {p: d / p.filename for p in pkgs})
 
-    def broken(debs: list[Path], release: str, work: Path) -> None:
+    def broken(*args: object) -> None:
         raise ImageError("`make -C ...` exited 2: faultinject.c:1: error")
 
     monkeypatch.setattr(faultbuild, "compile_module", broken)
-    result = faultbuild.build_fault_module(Package("linux-image-6.1.0-test", "6.1.1-1"), "6.1.0-test",
-                                           tmp_path / "debs", tmp_path / "w", lambda _: None)
+    result = _build(tmp_path)
     assert result.module is None and result.note is not None and "did not build" in result.note
     assert [p.name for p in result.packages] == ["linux-headers-6.1.0-test", "linux-headers-6.1.0-common",
                                                  "linux-kbuild-6.1"]
+
+
+def test_kbuild_tools_come_from_the_build_hosts_archive(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Foreign headers, but kbuild's programs run here: they must be the host's (Multi-Arch: foreign)."""
+    asked: dict[str, list[str]] = {}
+
+    def candidates(self: Apt, names: list[str], strict: bool = True) -> dict[str, dict[str, str]]:
+        asked.setdefault(self.arch, []).extend(names)
+        return {n: HEADERS[n] for n in names}
+
+    downloaded: dict[str, list[str]] = {}
+
+    def download(self: Apt, pkgs: list[Package], d: Path) -> dict[Package, Path]:
+        downloaded.setdefault(self.arch, []).extend(p.name for p in pkgs)
+        return {p: d / p.filename for p in pkgs}
+
+    monkeypatch.setattr(Apt, "candidates", candidates)
+    monkeypatch.setattr(Apt, "download", download)
+    monkeypatch.setattr(faultbuild.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(faultbuild, "compile_module", lambda *a: None)
+    _build(tmp_path, "aarch64", ARM64)
+    assert downloaded == {"arm64": ["linux-headers-6.1.0-test", "linux-headers-6.1.0-common"],
+                          "amd64": ["linux-kbuild-6.1"]}
+    assert "linux-kbuild-6.1" in asked["amd64"] and "linux-kbuild-6.1" not in asked["arm64"]
 
 
 def test_source_digest_is_stable() -> None:

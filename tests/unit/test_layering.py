@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"journal"},
     {"faults", "load"},
     {"vm", "image", "accel", "kvmprobe", "hostload", "hostoom", "classify", "detect", "diskio"},
+    {"arch", "firmware"},
     {"events"},
     {"kinds", "errors", "units", "clock", "typedjson", "__init__"},
 ]

@@ -5,8 +5,12 @@
  * failure happens in the writer's context (soak's agent uses a child process,
  * never PID 1). Reading the file lists the names.
  *
- * Spins use the TSC, not local_clock() or mdelay(): under QEMU TCG the former
- * freezes with interrupts off and the latter is mis-calibrated on APs.
+ * On x86, spins use the TSC, not local_clock() or mdelay(): under QEMU TCG the
+ * former freezes with interrupts off and the latter is mis-calibrated on APs.
+ * Elsewhere they read the clocksource directly (the arm64 architected
+ * counter), which keeps counting with interrupts off.
+ *
+ * Built for x86_64, i386 and arm64 (see soak/arch.py for which faults apply).
  */
 #include <linux/module.h>
 #include <linux/proc_fs.h>
@@ -18,17 +22,28 @@
 #include <linux/list.h>
 #include <linux/ktime.h>
 #include <linux/irqflags.h>
+#include <linux/poison.h>
+#include <linux/timekeeping.h>
+#ifdef CONFIG_X86
 #include <asm/tsc.h>
+#endif
 
 #define PREFIX "soak-faultinject: "
 
 static void spin_tsc(unsigned int secs)
 {
+#ifdef CONFIG_X86
 	u64 start = rdtsc_ordered();
 	u64 cycles = (u64)tsc_khz * 1000 * secs;
 
 	while (rdtsc_ordered() - start < cycles)
 		cpu_relax();
+#else
+	u64 end = ktime_get_mono_fast_ns() + (u64)secs * NSEC_PER_SEC;
+
+	while (ktime_get_mono_fast_ns() < end)
+		cpu_relax();
+#endif
 }
 
 static void do_panic(unsigned int secs)
@@ -55,7 +70,8 @@ static void do_warn(unsigned int secs)
 
 static void do_gpf(unsigned int secs)
 {
-	*(volatile unsigned long *)0xdead000000000100UL = 1;
+	/* 0xdead000000000100 on x86_64: a non-canonical address */
+	*(volatile unsigned long *)(POISON_POINTER_DELTA + 0x100) = 1;
 }
 
 static void do_softlockup(unsigned int secs)
@@ -122,7 +138,7 @@ static void do_listcorrupt(unsigned int secs)
 	LIST_HEAD(head);
 	struct list_head item;
 
-	head.prev = (struct list_head *)0xdead000000000122UL;
+	head.prev = (struct list_head *)LIST_POISON2; /* 0xdead000000000122 on x86_64 */
 	list_add(&item, &head); /* checks head.next->prev, which is head.prev */
 }
 

@@ -5,8 +5,11 @@
 # As PID 1 it mounts what the guest needs, loads the modules listed in
 # /lib/soak/modules.order, applies soak_* kernel parameters, then hands PID 1 to
 # busybox init, which respawns "/init agent" and reaps orphans for days of
-# commands. The agent talks to the host on /dev/ttyS1 (raw); ttyS0 stays the
-# kernel's console and only gets one "soak-agent: ready" line per agent start.
+# commands. The agent talks to the host on its own channel, named by the image
+# (/etc/soak/image channel=, from soak/arch.py): "tty:ttyS1" (x86, an ISA UART,
+# raw) or "virtio:NAME" (arm virt, a virtio-serial port found by its name in
+# /sys/class/virtio-ports). The kernel console stays separate and only gets
+# one "soak-agent: ready" line per agent start.
 #
 # Kernel parameters (unknown k=v without dots reach init's environment):
 #   soak_hb=SECS        heartbeat interval, fractional allowed (default 1)
@@ -15,7 +18,6 @@
 
 PROTO=1
 RUN=/run/soak
-DEV=/dev/ttyS1
 EXTRA=/lib/soak/extra
 MAXOUT=65536
 
@@ -24,6 +26,7 @@ note() { echo "$*" >>$RUN/boot.log; say "$*"; }
 
 boot() {
 	/bin/busybox mount -t proc proc /proc
+	/bin/busybox --install -s
 	mount -t sysfs sysfs /sys
 	mount -t devtmpfs devtmpfs /dev
 	mkdir -p /dev/pts /dev/shm
@@ -197,14 +200,35 @@ dispatch() { # id verb args
 	esac
 }
 
+# The agent's device for channel $1; empty while a virtio port has not appeared.
+channel_dev() {
+	case "$1" in
+	tty:*) echo "/dev/${1#tty:}" ;;
+	virtio:*)
+		for p in /sys/class/virtio-ports/*; do
+			[ "$(cat "$p/name" 2>/dev/null)" = "${1#virtio:}" ] && echo "/dev/${p##*/}" && return
+		done
+		;;
+	esac
+}
+
 agent() {
 	. $RUN/params
-	key=unknown features=
+	key=unknown features= channel=tty:ttyS1
 	[ -f /etc/soak/image ] && . /etc/soak/image
 	cd /tmp || exit 1
 	echo -1000 >/proc/self/oom_score_adj
-	stty -F $DEV raw -echo -icrnl -opost 115200 || say "stty $DEV failed"
-	exec 3<>$DEV </dev/null
+	n=0
+	until dev=$(channel_dev "$channel") && [ -c "$dev" ] && (exec 3<>"$dev") 2>/dev/null; do
+		# a virtio port probes asynchronously; it is busy while a dying agent's child holds it
+		n=$((n + 1))
+		[ $n = 1 ] && say "waiting for the agent channel $channel"
+		sleep 0.2
+	done
+	case "$channel" in tty:*) stty -F "$dev" raw -echo -icrnl -opost 115200 || say "stty $dev failed" ;; esac
+	exec 3<>"$dev" </dev/null
+	# UEFI writes to every UART (OVMF: ttyS1 too): end whatever line it left before HELLO
+	[ -d /sys/firmware/efi ] && send ""
 	hello
 	while read -r line; do send "LOG $line"; done <$RUN/boot.log
 	say "ready proto=$PROTO image=$key"
