@@ -13,6 +13,7 @@ from pathlib import Path
 from soak.errors import UsageError
 from soak.history.store import HistoryStore, Outcome
 from soak.journal import JOURNAL_NAME
+from soak.rundir import find_journals
 from soak.runmodel import RunFacts, load_run, run_facts
 
 
@@ -58,10 +59,16 @@ def import_runs(store: HistoryStore, paths: Iterable[Path]) -> list[Imported]:
     :raise HistoryError: the store cannot be used (nothing more is tried).
     """
     results = []
-    for path in paths:
-        try:
-            facts, run_dir = read_facts(path)
-            results.append(Imported(path, facts.run_id, record_run(store, facts, run_dir)))
+    for given in paths:
+        try:  # a folder of runs (a run group's, a nightly root) brings every run below it
+            found = [given] if (given / JOURNAL_NAME).exists() or given.is_file() else find_journals([given])
         except UsageError as exc:
-            results.append(Imported(path, problem=str(exc)))
+            results.append(Imported(given, problem=str(exc)))
+            continue
+        for path in found:
+            try:
+                facts, run_dir = read_facts(path)
+                results.append(Imported(path, facts.run_id, record_run(store, facts, run_dir)))
+            except UsageError as exc:
+                results.append(Imported(path, problem=str(exc)))
     return results

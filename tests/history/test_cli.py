@@ -179,7 +179,7 @@ def test_bad_history_paths_and_numbers(tmp_path: Path, db: Path, capsys: pytest.
     code, _, err = soak(capsys, "history", "--since", "last tuesday")
     assert code == 2 and "--since" in err
     code, out, _ = soak(capsys, "history", "import", str(run), str(tmp_path / "nope"))
-    assert code == 2 and "added" in out and "skipped" in out and "nope: no journal.jsonl here" in out
+    assert code == 2 and "added" in out and "skipped" in out and "nope: no such file or directory" in out
 
 
 def test_prune_runs_keeps_failures_longer_and_never_touches_a_running_run(

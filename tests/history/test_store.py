@@ -77,7 +77,7 @@ def test_runs_that_are_not_runs_are_skipped_with_a_reason(tmp_path: Path) -> Non
     with opened(tmp_path / "h.db") as store:
         results = import_runs(store, [tmp_path / "nothing", headless, good])
     assert [r.outcome for r in results] == [None, None, "added"]
-    assert "no journal.jsonl here" in results[0].problem
+    assert "no such file or directory" in results[0].problem
     assert "no run-started record" in results[1].problem
 
 
@@ -257,3 +257,11 @@ def test_the_end_of_a_run_survives_a_history_it_cannot_use(tmp_path: Path) -> No
     assert warning.startswith("the run was not recorded in the history: ") and "locked" in warning
     rated = HistoryUse(HistoryLocation(db, True), Policy()).record_and_rate(run_dir)
     assert (rated.outcome, rated.warnings) == ("added", [])
+
+
+def test_a_folder_of_runs_imports_every_run_below_it(tmp_path: Path) -> None:
+    for i in range(3):
+        write_run(tmp_path / "runs" / f"night-{i}", f"r{i}", started=T0 + i * DAY, failures=[WARN])
+    with opened(tmp_path / "h.db") as store:
+        assert sorted(r.outcome for r in import_runs(store, [tmp_path / "runs"])) == ["added"] * 3
+        assert [r.outcome for r in import_runs(store, [tmp_path / "empty"])][0] is None  # said why, not raised
