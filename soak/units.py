@@ -103,6 +103,8 @@ def parse_size_bytes(value: str | int) -> int:
         if value < 0:
             raise ValueError(f"{value}: a size cannot be negative")
         return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected a size such as '512K', '256M' or '1G', got {type(value).__name__}")
     match = _SIZE.match(value)
     if match is None:
         raise ValueError(f"{value!r} is not a size such as '512K', '256M' or '1G'")
