@@ -99,7 +99,9 @@ def _disk_floor(value: Any) -> Any:
         return {"share": percent / 100}
     if isinstance(value, str | int) and not isinstance(value, bool):
         return {"size": parse_size_bytes(value)}
-    return value
+    if isinstance(value, DiskFloor):
+        return value
+    raise ValueError(f"expected a size such as '1G' or a share of the disk such as '5%', got {type(value).__name__}")
 
 
 class DiskFloor(_Strict):
