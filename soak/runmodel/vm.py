@@ -37,8 +37,9 @@ LIVE = frozenset({VmState.BOOTING, VmState.RUNNING, VmState.UNRESPONSIVE})
 """States in which a QEMU process exists, so its samples and the guest's figures mean something."""
 HEARTBEAT_STATES = frozenset({VmState.RUNNING, VmState.UNRESPONSIVE})
 """States in which heartbeats are expected, so their age is exported."""
-ORDERLY_STOPS = frozenset({"deadline", "signal"})
-"""`VmStopped.reason` values that mean the run ended, not that the VM went down."""
+FAILED_STOP = "failure"
+"""The `VmStopped.reason` of a boot that a failure ended; every other reason is the run's own stop
+(its deadline, a signal, a full disk ...)."""
 
 
 @dataclass(slots=True)
@@ -105,7 +106,7 @@ class VmRecord:
     @property
     def shown_state(self) -> str:
         """The state as people read it: ``down`` for a VM stopped by anything but the run's end."""
-        if self.state is VmState.STOPPED and self.stop_reason not in ORDERLY_STOPS:
+        if self.state is VmState.STOPPED and self.stop_reason == FAILED_STOP:
             return "down"
         return self.state.value
 

@@ -355,3 +355,27 @@ def test_the_same_signal_twice_at_once_is_one_request_to_stop_gently(tmp_path: P
     assert run.reason == "signal"  # stopped in order, not cancelled
     assert [s.reason for s in run.probe.of(ev.VmStopped)] == ["signal", "signal"]
     assert all(m.returncode == 0 for m in launcher.launched)  # powered off, not killed
+
+
+def test_a_full_disk_stops_the_whole_run_gently_once(tmp_path: Path) -> None:
+    from soak.diskio import DiskAlarm
+
+    profile = fake_profile("""
+        [[group]]
+        name = "a"
+        count = 3
+    """)
+
+    async def fill_the_disk(supervisor: Supervisor) -> None:
+        await asyncio.sleep(30)
+        alarm = DiskAlarm(supervisor.recorder.emit, supervisor.request_stop)
+        alarm.trip("disk-full", "the journal: No space left on device")
+        alarm.trip("disk-full", "the console of a-1: No space left on device")  # said once, stopped once
+
+    launcher = FakeLauncher()
+    run = run_fleet(profile, launcher, tmp_path, during=fill_the_disk)
+    assert run.reason == "disk-full"
+    assert [(p.problem, p.vm) for p in run.probe.of(ev.InfraProblem)] == [("disk-full", None)]
+    assert [s.reason for s in run.probe.of(ev.VmStopped)] == ["disk-full"] * 3
+    assert all(m.returncode == 0 for m in launcher.launched)  # powered off in order, nothing killed
+    assert run.titles() == []
