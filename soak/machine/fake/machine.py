@@ -1,15 +1,4 @@
-"""A scripted guest behind the machine interface: the runner's logic, tested without QEMU.
-
-A `FakeMachine` plays a `GuestScript`: it says hello after ``hello_after``
-seconds, heartbeats, prints console lines, emits QMP events and exits when the
-script says so, and reacts to what soak does to it the way QEMU and soak's
-agent do (QMP ``stop``/``cont``/``quit``/``system_reset``, SIGSTOP, SIGKILL,
-agent ``poweroff``, guest faults). Every time is the event loop's, so a test
-run on a virtual clock takes microseconds per simulated hour.
-
-This is for tests and benchmarks of soak's own logic; a real guest proves the
-behaviour of QEMU (`soak.machine.qemu`).
-"""
+"""The fake machine itself, and its launcher (see `soak.machine.fake`)."""
 
 from __future__ import annotations
 
@@ -17,238 +6,29 @@ import asyncio
 import contextlib
 import signal
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from soak import clock
 from soak.errors import AgentError, LaunchError, MigrationError, QMPError
 from soak.machine.base import Machine, MachineLauncher, MigrationStats, Postmortem, ProcessFigures
-from soak.profile import VmSpec
-from soak.vm.agent import (
-    AgentEvent,
-    CommandResult,
-    Disconnected,
-    Heartbeat,
-    Hello,
-    JobExit,
-    JobOutput,
+from soak.machine.fake.channels import FakeAgent, FakeQmp, _Console
+from soak.machine.fake.script import (
+    Action,
+    Event,
+    Exit,
+    Freeze,
+    GuestScript,
+    Hang,
+    Panic,
+    Print,
+    Reboot,
+    Stop,
 )
+from soak.profile import VmSpec
+from soak.vm.agent import Disconnected, Heartbeat, Hello, JobExit, JobOutput
 from soak.vm.evidence import ThreadTimes
-from soak.vm.qmp import QMPCommandError, QmpEvent, QMPTimeout
-
-
-@dataclass(frozen=True, slots=True)
-class Print:
-    """The guest prints these console lines."""
-
-    lines: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Exit:
-    """QEMU exits with ``code`` (negative: killed by that signal)."""
-
-    code: int
-
-
-@dataclass(frozen=True, slots=True)
-class Hang:
-    """The guest stops heartbeating; its vCPUs spin (``busy``) or idle. QMP still answers.
-
-    ``starved``: the vCPUs want to run but get no CPU (the host is overloaded).
-    """
-
-    busy: bool = True
-    starved: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Stop:
-    """The VM stops running by itself (QMP STOP; the run state becomes ``state``)."""
-
-    state: str = "internal-error"
-
-
-@dataclass(frozen=True, slots=True)
-class Freeze:
-    """QEMU itself hangs: no heartbeats, and QMP stops answering."""
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """QEMU emits a QMP event."""
-
-    name: str
-    data: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Reboot:
-    """The guest reboots itself: a new boot id, hello again after ``hello_after``."""
-
-
-@dataclass(frozen=True, slots=True)
-class Panic:
-    """A kernel panic: the report on the console, then pvpanic's GUEST_PANICKED and STOP."""
-
-    message: str = "sysrq triggered crash"
-
-
-Action = Print | Exit | Hang | Stop | Freeze | Event | Reboot | Panic
-
-
-@dataclass(frozen=True)
-class GuestScript:
-    """How one boot of a fake guest behaves; times are seconds after launch."""
-
-    hello_after: float | None = 2.0
-    """None: the guest never says hello (a boot timeout)."""
-    heartbeat_every: float = 1.0
-    steps: Sequence[tuple[float, Action]] = ()
-    faults: Mapping[str, Sequence[tuple[float, Action]]] = field(default_factory=dict)
-    """What a guest fault (agent ``fault NAME``) does, times after the fault."""
-    job_seconds: float = 1.0
-    """How long each load job (stress-ng run) takes; it exits 0 with one metrics line."""
-    launch_error: str | None = None
-    """The launcher fails with this message instead of starting the machine."""
-    stderr: str = ""
-    """What QEMU printed on stderr."""
-    postmortem: Postmortem = field(default_factory=Postmortem)
-    """What the host tells about a death by a signal (host OOM, a backtrace)."""
-    has_agent: bool = True
-    migration_s: float = 0.5
-    """How long a migration from this machine takes (its downtime is a tenth of it)."""
-    migration_error: str | None = None
-    """A migration from this machine fails with this QEMU error."""
-    poweroff_works: bool = True
-    """The agent's poweroff makes the guest power off (False: it is ignored)."""
-
-
-class _Console:
-    """The console stream: lines the guest printed, until QEMU is gone."""
-
-    def __init__(self) -> None:
-        self._data = bytearray()
-        self._closed = False
-        self._changed = asyncio.Event()
-
-    def write(self, text: str) -> None:
-        if not self._closed:
-            self._data += text.encode()
-            self._changed.set()
-
-    def close(self) -> None:
-        self._closed = True
-        self._changed.set()
-
-    async def read(self, n: int) -> bytes:
-        while not self._data and not self._closed:
-            self._changed.clear()
-            await self._changed.wait()
-        chunk = bytes(self._data[:n])
-        del self._data[:n]
-        return chunk
-
-
-class FakeQmp:
-    def __init__(self, machine: FakeMachine, on_event: Callable[[QmpEvent], None], timeout: float) -> None:
-        self._machine = machine
-        self._on_event = on_event
-        self.timeout = timeout
-        self.commands: list[str] = []
-
-    def emit(self, name: str, data: Mapping[str, Any] | None = None) -> None:
-        self._on_event(QmpEvent(name, dict(data or {}), clock.now()))
-
-    async def execute(self, command: str, arguments: Mapping[str, object] | None = None, *,
-                      timeout: float | None = None) -> Any:
-        machine = self._machine
-        if machine.returncode is not None:
-            raise QMPError(f"{machine.name}: {command} failed: disconnected")
-        if machine.frozen:
-            await asyncio.sleep(self.timeout if timeout is None else timeout)
-            raise QMPTimeout(f"{machine.name}: {command} got no answer in time")
-        self.commands.append(command)
-        return machine.on_qmp(command, dict(arguments or {}))
-
-    async def hmp(self, command_line: str, *, timeout: float | None = None) -> str:
-        return str(await self.execute("human-monitor-command", {"command-line": command_line}, timeout=timeout))
-
-    async def status(self, *, timeout: float | None = None) -> str:
-        return str((await self.execute("query-status", timeout=timeout))["status"])
-
-    async def close(self) -> None:
-        pass
-
-
-class FakeAgent:
-    def __init__(self, machine: FakeMachine, first_job: int = 1) -> None:
-        self._machine = machine
-        self._events: asyncio.Queue[AgentEvent] = asyncio.Queue()
-        self._jobs = first_job - 1
-        self.closed = False
-
-    @property
-    def last_id(self) -> int:
-        return self._jobs
-
-    def put(self, event: AgentEvent) -> None:
-        if not self.closed:
-            self._events.put_nowait(event)
-
-    async def events(self) -> AsyncIterator[AgentEvent]:
-        while True:
-            event = await self._events.get()
-            yield event
-            if isinstance(event, Disconnected):
-                return
-
-    def _check(self, verb: str) -> None:
-        if self.closed or self._machine.returncode is not None or self._machine.frozen:
-            raise AgentError(f"{self._machine.name}: agent channel is not open ({verb})")
-
-    async def request_hello(self, timeout: float = 10.0) -> Hello:
-        self._check("hello")
-        hello = self._machine.hello_event()
-        self.put(hello)
-        return hello
-
-    async def run(self, cmd: str, timeout: float) -> CommandResult:
-        self._check("run")
-        return CommandResult(0, "")
-
-    async def start_job(self, cmd: str, timeout: float = 10.0) -> int:
-        self._check("start")
-        self._jobs += 1
-        job, machine = self._jobs, self._machine
-        asyncio.get_running_loop().call_later(machine.script.job_seconds, lambda: machine.job_done(job, cmd))
-        return job
-
-    async def stop_job(self, job: int, timeout: float = 10.0) -> None:
-        self._check("stop")
-
-    async def sysrq(self, ch: str, timeout: float = 10.0) -> None:
-        self._check("sysrq")
-        if ch == "c":
-            self._machine.act(Panic())
-
-    async def poweroff(self, timeout: float = 10.0) -> None:
-        self._check("poweroff")
-        if self._machine.script.poweroff_works:
-            self._machine.later(0.1, self._machine.guest_poweroff)
-
-    async def fault(self, name: str, secs: int | None = None, timeout: float = 10.0) -> int:
-        self._check("fault")
-        steps = self._machine.script.faults.get(name)
-        if steps is None:
-            raise AgentError(f"{self._machine.name}: agent refused `fault {name}`: unknown fault")
-        for t, action in steps:
-            self._machine.later(t, self._machine.acting(action))
-        return 0
-
-    async def close(self) -> None:
-        self.closed = True
+from soak.vm.qmp import QMPCommandError, QmpEvent
 
 
 class FakeMachine:
@@ -602,9 +382,9 @@ class FakeMachine:
 class FakeLauncher:
     """Launches fake machines; ``scripts`` gives the script of each (VM, boot)."""
 
-    def __init__(self, scripts: Callable[[VmSpec, int], GuestScript] | GuestScript = GuestScript(), *,
+    def __init__(self, scripts: Callable[[VmSpec, int], GuestScript] | GuestScript | None = None, *,
                  qmp_timeout: float = 5.0) -> None:
-        self._scripts = scripts
+        self._scripts = scripts if scripts is not None else GuestScript()
         self.qmp_timeout = qmp_timeout
         self.launched: list[FakeMachine] = []
         self.listening: dict[str, FakeMachine] = {}
