@@ -27,7 +27,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from soak.vm.console import ConsoleLog, ConsoleStore, FloodMeter
+from soak.vm.console import ConsoleLog
+from soak.vm.consolestore import ConsoleStore, FloodMeter
 
 LINE = b"[  123.456789] a typical kernel console line of about one hundred bytes, printed by a guest\n"
 CHUNK = bytes(range(32, 127)) * 689 + b"\n" * 10  # 64 KiB of printable text

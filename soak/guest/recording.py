@@ -30,7 +30,8 @@ from soak.profile import VmSpec
 from soak.rundir import RunDir, write_evidence
 from soak.vm import evidence
 from soak.vm.argv import shell_command
-from soak.vm.console import ConsoleStore, read_console_tail, read_tail
+from soak.vm.console import read_console_tail, read_tail
+from soak.vm.consolestore import ConsoleStore
 
 CONSOLE_TAIL_BYTES = 64 * 1024
 CONSOLE_BEFORE_BYTES = 48 * 1024

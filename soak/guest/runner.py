@@ -32,7 +32,7 @@ from soak.machine import Machine, MachineLauncher
 from soak.profile import Profile, VmSpec
 from soak.recorder import Recorder
 from soak.rundir import RunDir
-from soak.vm.console import ConsoleStore
+from soak.vm.consolestore import ConsoleStore
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,8 @@ from soak.rundir import RunDir
 from soak.session import write_summary_files
 from soak.summary import load_summary
 from soak.vm.argv import build_argv
-from soak.vm.console import ConsoleReader, ConsoleStore
+from soak.vm.console import ConsoleReader
+from soak.vm.consolestore import ConsoleStore
 from soak.vm.process import QemuProcess
 from tests.console.flood_guest import boot_config, flood_initrd, small_tmpfs
 

@@ -20,7 +20,8 @@ from soak.journal import Journal, read_journal
 from soak.kinds import Kind
 from soak.rundir import RunDir
 from soak.vm.argv import build_argv
-from soak.vm.console import ConsoleReader, ConsoleStore, FloodMeter
+from soak.vm.console import ConsoleReader
+from soak.vm.consolestore import ConsoleStore, FloodMeter
 from tests.console.flood_guest import PANIC_TITLE, boot_config, flood_initrd
 
 pytestmark = pytest.mark.qemu

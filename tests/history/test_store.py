@@ -264,4 +264,5 @@ def test_a_folder_of_runs_imports_every_run_below_it(tmp_path: Path) -> None:
         write_run(tmp_path / "runs" / f"night-{i}", f"r{i}", started=T0 + i * DAY, failures=[WARN])
     with opened(tmp_path / "h.db") as store:
         assert sorted(r.outcome for r in import_runs(store, [tmp_path / "runs"])) == ["added"] * 3
-        assert [r.outcome for r in import_runs(store, [tmp_path / "empty"])][0] is None  # said why, not raised
+        (empty,) = import_runs(store, [tmp_path / "empty"])
+        assert empty.outcome is None and empty.problem  # said why, not raised

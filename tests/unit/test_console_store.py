@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from soak import events as ev
-from soak.vm.console import MEMORY_TAIL_BYTES, ConsoleStore, FloodMeter
+from soak.vm.consolestore import MEMORY_TAIL_BYTES, ConsoleStore, FloodMeter
 
 
 class Clock:

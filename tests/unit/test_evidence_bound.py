@@ -17,7 +17,7 @@ from soak.render import render_summary
 from soak.rundir import RunDir
 from soak.session import write_summary_files
 from soak.summary import summarize
-from soak.vm.console import ConsoleStore
+from soak.vm.consolestore import ConsoleStore
 
 SPEC = VmSpec(name="g-0", group="g", index=0, vcpus=1, memory_mib=256, machine="pc", image=ImageSettings())
 
