@@ -20,13 +20,31 @@ LOOP_LAG_S = 2.0
 """soak's own event loop woke this late: the host did not run soak either."""
 
 
-def cpu_pressure() -> float | None:
-    """PSI ``some avg10`` for CPUs, in percent (None without PSI)."""
+STARVED_PSI_SOME_AVG60 = 50.0
+"""Percent of the last minute in which some runnable task waited for a CPU: a host this busy
+steals whole seconds from its guests' vCPUs."""
+
+
+def cpu_pressure(window: str = "avg10") -> float | None:
+    """PSI ``some`` for CPUs over ``window`` (avg10, avg60, avg300), in percent (None without PSI)."""
     try:
         first = Path("/proc/pressure/cpu").read_text().splitlines()[0]
-        return float(first.split("avg10=")[1].split()[0])
+        return float(first.split(f"{window}=")[1].split()[0])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def host_starved_lately() -> str | None:
+    """Why the host could not run its guests' vCPUs over the last minute, or None.
+
+    A guest's own watchdogs (soft lockup, RCU stall, hung task) measure time its vCPUs
+    lost; on a host this starved they report the host, not a guest bug.
+    """
+    psi = cpu_pressure("avg60")
+    if psi is not None:
+        return f"host CPU pressure {psi:.0f}% over the last minute" if psi >= STARVED_PSI_SOME_AVG60 else None
+    load = os.getloadavg()[1] / (os.cpu_count() or 1)
+    return f"host load {load:.1f} per CPU over the last 5 minutes" if load >= STARVED_LOAD_PER_CPU else None
 
 
 def host_overloaded() -> bool:

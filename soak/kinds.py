@@ -75,3 +75,8 @@ CONSOLE_KINDS: frozenset[Kind] = frozenset(
     }
 )
 """Kinds the console classifier may produce; the others come only from the supervisor."""
+
+
+LOST_TIME_KINDS: frozenset[Kind] = frozenset({Kind.SOFT_LOCKUP, Kind.HARD_LOCKUP, Kind.RCU_STALL, Kind.HUNG_TASK})
+"""Kinds a guest's watchdogs report when its vCPUs lost time: a starved host causes them too, so
+soak checks the host before it blames the guest (`soak.hostload.host_starved_lately`)."""

@@ -14,7 +14,7 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING
 
-from soak import clock
+from soak import clock, hostload
 from soak import events as ev
 from soak.classify import Report
 from soak.detect.exit import qemu_exit_verdict
@@ -23,7 +23,7 @@ from soak.detect.qmp_events import paused_verdict, qmp_event_verdict
 from soak.detect.verdict import Verdict
 from soak.errors import AgentError, QMPError
 from soak.guest.boot import MachineWatch, Phase
-from soak.kinds import Kind
+from soak.kinds import LOST_TIME_KINDS, Kind
 from soak.load.driver import LoadDriver
 from soak.machine import Machine, Postmortem
 from soak.vm.agent import AgentLog, Heartbeat, Hello, JobExit, JobOutput
@@ -114,6 +114,11 @@ class ConsoleWatch:
         first_seen, self._crash_seen_at = self._crash_seen_at, None
         for i, report in enumerate(reports):
             verdict = _console_verdict(report)
+            if verdict.kind in LOST_TIME_KINDS and not verdict.terminal and (starved := hostload.host_starved_lately()):
+                run.emit(ev.InfraProblem(vm=run.vm.spec.name, problem="host-starved", message=(
+                    f"the guest reported {verdict.title!r} while the host was starved ({starved}): "
+                    "time the host did not give its vCPUs, not a finding about the guest")))
+                continue
             await run.record(verdict, "console", corrupted=report.corrupted, report_text=report.text,
                              extra=extra if i == 0 else None, first_seen=first_seen)
             if verdict.terminal and boot.fail(verdict):  # a panicked guest will not come back by itself

@@ -379,3 +379,19 @@ def test_a_full_disk_stops_the_whole_run_gently_once(tmp_path: Path) -> None:
     assert [s.reason for s in run.probe.of(ev.VmStopped)] == ["disk-full"] * 3
     assert all(m.returncode == 0 for m in launcher.launched)  # powered off in order, nothing killed
     assert run.titles() == []
+
+
+@pytest.mark.parametrize("starved", [None, "host CPU pressure 97% over the last minute"])
+def test_a_soft_lockup_on_a_starved_host_is_the_hosts_not_the_guests(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, starved: str | None) -> None:
+    monkeypatch.setattr("soak.hostload.host_starved_lately", lambda: starved)
+    lockup = tuple(CASES["soft-lockup"][0].splitlines())
+    profile = fake_profile(ONE_VM, duration="1m")
+    run = run_fleet(profile, FakeLauncher(GuestScript(steps=[(20.0, Print(lockup))])), tmp_path)
+    if starved is None:
+        assert [kind for kind, _ in run.titles()] == ["soft-lockup"]
+        assert not run.probe.of(ev.InfraProblem)
+    else:
+        assert run.titles() == []
+        (problem,) = run.probe.of(ev.InfraProblem)
+        assert problem.problem == "host-starved" and "soft lockup" in problem.message and starved in problem.message
