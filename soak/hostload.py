@@ -16,6 +16,8 @@ STARVED_PSI_SOME_AVG10 = 60.0
 STARVED_LOAD_PER_CPU = 3.0
 STARVED_VCPU_SHARE = 0.2
 """Runnable vCPU threads that got less than this share of a core were starved."""
+IDLE_VCPU_SHARE = 0.5
+"""vCPU threads that used less than this share of a core were not spinning (as `soak.detect.hang`)."""
 LOOP_LAG_S = 2.0
 """soak's own event loop woke this late: the host did not run soak either."""
 
@@ -55,8 +57,17 @@ def host_overloaded() -> bool:
 
 
 def host_starved(*, vcpu_share: float | None, vcpus_runnable: bool, loop_lag_s: float) -> bool:
-    """The host, not the guest, explains a missed heartbeat."""
+    """The host, not the guest, explains a missed heartbeat.
+
+    Either soak itself ran late, or the vCPUs wanted a CPU and got none, or they sat idle
+    while the host was starved for a whole minute: an idle guest waits for timers and I/O
+    that QEMU's own starved threads deliver late. A guest spinning its vCPUs is hung
+    whatever the host does.
+    """
     if loop_lag_s >= LOOP_LAG_S:
         return True
     starved_vcpus = vcpus_runnable and vcpu_share is not None and vcpu_share < STARVED_VCPU_SHARE
-    return starved_vcpus and host_overloaded()
+    if starved_vcpus and host_overloaded():
+        return True
+    idle = vcpu_share is None or vcpu_share < IDLE_VCPU_SHARE
+    return idle and host_starved_lately() is not None

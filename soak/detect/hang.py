@@ -32,7 +32,7 @@ class HangFacts:
 
 def hang_verdict(facts: HangFacts) -> Verdict | None:
     """The failure behind a lost heartbeat; None when the host, not the guest, is to blame."""
-    if facts.host_starved:
+    if facts.host_starved and facts.process_state != "stopped":  # a stopped QEMU is no host's doing
         return None
     if not facts.qmp_answered:
         if facts.process_state == "stopped":

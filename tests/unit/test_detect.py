@@ -41,3 +41,8 @@ def test_hang_root_causes() -> None:
     paused = hang_verdict(facts(run_state="paused"))
     assert paused is not None and paused.kind == Kind.UNEXPECTED_PAUSE
     assert hang_verdict(facts(host_starved=True)) is None
+
+
+def test_a_stopped_qemu_is_never_the_starved_hosts_doing() -> None:
+    stopped = hang_verdict(facts(qmp_answered=False, run_state=None, process_state="stopped", host_starved=True))
+    assert stopped is not None and stopped.kind == Kind.QEMU_HANG
