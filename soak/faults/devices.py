@@ -6,9 +6,11 @@ a ``finally``, so a run that stops mid-window leaves the VM as it found it.
 
 - ``disk-error``: a blkdebug node is added above each disk's image file and
   slipped under its format node with ``blockdev-reopen``; every data read and
-  write then fails with EIO (rules on ``read_aio``/``write_aio``, so qcow2's
-  metadata stays intact). The window ends by reopening onto the file again.
-  Checked here with QEMU 7.2: the failed writes never reach the image.
+  write then fails with EIO (rules on ``read_aio``/``write_aio``). blkdebug
+  keeps the rules of the last event that had any active, so an inert rule on
+  ``flush_to_os`` lets qcow2 write its metadata back on a flush (else the
+  reopen that ends the window fails: "Error flushing drive"). Checked here
+  with QEMU 7.2: the failed writes never reach the image.
 - ``disk-full``: the VM's disks live on a tmpfs of their own (``backing =
   "tmpfs"``); filling it makes the host's ``pwrite`` fail with ENOSPC. The
   guest then sees an I/O error (``on_error = "report"``) or QEMU pauses the VM
@@ -38,6 +40,7 @@ from soak.vm.channels import Qmp
 from soak.vm.devices import NIC_ID, disk_file_node, disk_node
 
 EIO = 5
+NO_SECTOR = 1 << 50
 CORRUPT_BYTES = 4096
 CORRUPT_EVERY_S = 0.25
 """One corrupted block per disk this often: the verified load reads its region back every few
@@ -115,7 +118,10 @@ async def disk_error(settings: FaultSettings, qmp: Qmp, target: DeviceTarget, se
             await qmp.execute("blockdev-add", {
                 "driver": "blkdebug", "node-name": node, "image": disk_file_node(disk.index),
                 "inject-error": [{"event": "read_aio", "errno": EIO, "iotype": "read"},
-                                 {"event": "write_aio", "errno": EIO, "iotype": "write"}]})
+                                 {"event": "write_aio", "errno": EIO, "iotype": "write"},
+                                 # inert (a sector past any disk): a flush replaces the active rules with
+                                 # it, so qcow2 can write its metadata back and the window can end
+                                 {"event": "flush_to_os", "errno": EIO, "iotype": "write", "sector": NO_SECTOR}]})
             try:
                 await _reopen(qmp, disk, node)
             except QMPError:
