@@ -477,7 +477,7 @@ def expand_fleet(profile: Profile) -> list[VmSpec]:
                     tolerate=group.tolerate,
                     expect_within_s=group.expect_within,
                     disks=group.disks,
-                    network="pair" if peer is not None else group.network,
+                    network=("pair" if peer is not None else "user") if group.network == "pair" else group.network,
                     net_peer=f"{group.name}-{peer}" if peer is not None else None,
                     net_peer_index=peer,
                     rng=group.rng,
