@@ -175,3 +175,51 @@ async def test_balloon_and_link_down_undo_themselves() -> None:
     await link_down(FaultSettings(type="link-down", at=["1s"], duration=0.1), link, Target(), 1)
     assert link.sent == [("set_link", {"name": "soak-nic0", "up": False}), ("set_link", {"name": "soak-nic0",
                                                                                          "up": True})]
+
+
+class Boot(Target):
+    """A ready boot as the fault driver sees it."""
+
+    def __init__(self) -> None:
+        self.qmp = Monitor()
+        self.agent = None
+        self.qmp_timeout = 1.0
+        self.alive = True
+        self.held: list[str] = []
+
+    def send_signal(self, sig: int) -> None:
+        pass
+
+    def suspend_watch(self) -> None:
+        self.held.append("suspend")
+
+    def resume_watch(self) -> None:
+        self.held.append("resume")
+
+    def expect_reboot(self) -> None:
+        pass
+
+    async def ends_within(self, timeout: float) -> bool:
+        return False
+
+    async def migrate(self, settings: FaultSettings, seq: int) -> str:
+        return ""
+
+
+async def test_an_oom_in_a_balloon_window_is_linked_to_it_and_the_guest_stays_watched() -> None:
+    from soak import clock
+    from soak.faults.driver import FaultDriver
+
+    events: list[ev.Event] = []
+    balloon_fault = FaultSettings(type="balloon", at=["1s"], duration=0.2, target=0.5)
+    full = FaultSettings(type="disk-full", at=["2s"], duration=0.1)
+    driver = FaultDriver("d-0", [balloon_fault, full], index_in_group=0, seed=1, emit=events.append,
+                         memory_s=120)
+    boot = Boot()
+    await driver._apply(balloon_fault, boot)
+    assert boot.held == []  # the guest runs through a balloon: a hang in the window is found
+    assert driver.preceding(clock.now()) == ["balloon#1"] and not driver.intended(Kind.OOM, clock.now())
+    boot.disks = ()  # type: ignore[assignment]
+    await driver._apply(full, boot)  # no tmpfs disk: the fault cannot apply, and says so
+    assert boot.held == ["suspend", "resume"]  # QEMU may pause the VM on a full disk: the watch is held
+    assert any(isinstance(e, ev.InfraProblem) and "disk-full#2" in e.message for e in events)
