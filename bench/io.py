@@ -61,6 +61,7 @@ def profile(vcpus: int, seconds: int) -> str:
 
 
 def guest(vcpus: int, seconds: int, work: Path) -> dict[str, dict[str, float]]:
+    work.mkdir(parents=True, exist_ok=True)
     (work / "p.toml").write_text(profile(vcpus, seconds))
     subprocess.run([sys.executable, "-m", "soak", "run", str(work / "p.toml"), "--run-dir", str(work / "run"),
                     "--no-history"], capture_output=True, check=False)
