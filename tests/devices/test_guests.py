@@ -25,20 +25,20 @@ PROFILE = """
     memory = "256M"
     network = "pair"
     rng = true
-    disks = [{ size = "64M", backing = "tmpfs", cache = "writeback", io_size = "8M", io_idle = "1s" }]
+    disks = [{ size = "64M", backing = "tmpfs", cache = "writeback", io_size = "2M", io_idle = "1s" }]
     fault = [
       { type = "balloon", at = ["12s"], duration = "10s", target = 0.5, vms = [0] },
       { type = "disk-error", at = ["26s"], duration = "4s", vms = [0] },
       { type = "link-down", at = ["36s"], duration = "4s", vms = [0] },
       { type = "disk-corrupt", at = ["12s"], duration = "8s", vms = [1] },
-      { type = "disk-full", at = ["28s"], duration = "5s", vms = [1] },
+      { type = "disk-full", at = ["28s"], duration = "10s", vms = [1] },
     ]
 
     [[group]]
     name = "m"
     memory = "256M"
     network = "user"
-    disks = [{ size = "64M", io_size = "8M", io_idle = "1s" }]
+    disks = [{ size = "64M", io_size = "2M", io_idle = "1s" }]
     fault = [{ type = "migrate", mode = "paused", at = ["10s", "25s"] }]
 """
 
