@@ -63,6 +63,16 @@ VIRTIO_MMIO_SERIAL = AgentChannel(
     f"virtio:{AGENT_PORT}", ("virtio_mmio", "virtio_console"))
 
 
+VIRTIO_PCI_DEVICES: Mapping[str, tuple[str, ...]] = {
+    "blk": ("virtio_pci", "virtio_blk"),
+    "net": ("virtio_pci", "virtio_net"),
+    "rng": ("virtio_pci", "virtio_rng"),
+    "balloon": ("virtio_pci", "virtio_balloon"),
+}
+"""The guest modules each virtio-pci device kind needs (dependencies come along; a driver built
+into the kernel is left out). Debian's cloud, 686 and arm64 kernels build them all as modules."""
+
+
 @dataclass(frozen=True, slots=True)
 class PanicNotice:
     """How a guest kernel panic reaches soak besides the console."""
@@ -140,6 +150,8 @@ class Arch:
     """Fault type -> why it does not apply to this architecture."""
     fault_console: Mapping[str, str] = field(default_factory=dict)
     """Guest fault -> the console line this kernel prints, where it words it unlike x86_64."""
+    device_modules: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: VIRTIO_PCI_DEVICES)
+    """Device kind (``blk``, ``net``, ``rng``, ``balloon``) -> the guest modules its driver needs."""
 
     @property
     def default_machine(self) -> str:

@@ -163,6 +163,26 @@ class WorkloadMetrics(VmEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceIo(VmEvent):
+    """Verified traffic through one device of a VM since its previous `DeviceIo` (at most one a
+    minute per device): every byte counted here was read back or echoed back and compared."""
+
+    type: ClassVar[str] = "device-io"
+    device: str
+    """``disk0`` ..., ``net``, ``rng``."""
+    seconds: float
+    """The time the passes took (the load idles between them)."""
+    read_bytes_per_s: float
+    write_bytes_per_s: float
+    iops: float
+    """Requests per second while busy: 256 KiB O_DIRECT requests on a disk, transfers on a network."""
+    drops: int = 0
+    """Network transfers that did not complete (a link down, a peer rebooting): counted, not failures."""
+    nic_dropped: int = 0
+    """The guest NIC's own dropped-packet counters (rx + tx) since its boot."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FaultInjected(VmEvent):
     """A host-side fault was applied to the VM (the window is [t, t + duration_s])."""
 
@@ -325,6 +345,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         HeartbeatLate,
         ProcessSample,
         WorkloadMetrics,
+        DeviceIo,
         FaultInjected,
         Migrated,
         Failure,

@@ -55,6 +55,9 @@ class Kind(StrEnum):
     """Sustained growth of a QEMU or guest resource (RSS, threads, fds, guest memory)."""
     MIGRATION_FAILURE = "migration-failure"
     """A live migration failed or did not converge in time (QEMU's error in the message)."""
+    IO_ERROR = "io-error"
+    """A guest device failed a request (a disk read or write returned EIO, the RNG gave nothing):
+    the hypervisor's device path failed the guest, which saw it. Silent corruption is a workload-failure."""
 
 
 CONSOLE_KINDS: frozenset[Kind] = frozenset(

@@ -11,7 +11,11 @@ functions of the profile, the fleet and `HostFacts` (gathered once by
   the journal for the whole duration, the evidence folders) plus
   ``run.min_free_disk``, against the free space of the run directory;
 - faults: a guest fault needs soak's agent, and a kernel fault its
-  ``faultinject`` module, in the image of the fault's group.
+  ``faultinject`` module, in the image of the fault's group;
+- disks: images in the run directory count against its disk at their full
+  size (a qcow2 or sparse raw file grows up to it; the guest's discards shrink
+  it again); images on a VM's own tmpfs count against the host's memory, and
+  mounting that tmpfs needs root.
 
 `estimate_disk` is also what ``soak run`` prints at the start: the journal
 and console bytes expected per VM-hour, from constants measured on real runs.
@@ -43,6 +47,8 @@ PROCESS_RECORD = 130
 WORKLOAD_RECORD = 140
 FAULT_RECORD = 170
 FAILURE_RECORD = 450
+DEVICE_RECORD = 230
+"""A `device-io` record: one per device per minute at most (`soak.load.devload.REPORT_S`)."""
 BOOT_RECORDS = 1_100
 """vm-starting (its argv: ~830 B), vm-ready and vm-stopped."""
 LATE_HEARTBEATS = 0.02
@@ -94,17 +100,19 @@ class DiskEstimate:
     console_bound: int
     """``console_limit`` times the VMs: what every console flooding would keep."""
     evidence_bound: int
+    images_bound: int = 0
+    """The full size of every disk image in the run directory (``backing = "run"``)."""
 
     @property
     def most(self) -> float:
-        return self.journal_bound + self.console_bound + self.evidence_bound
+        return self.journal_bound + self.console_bound + self.evidence_bound + self.images_bound
 
     def describe(self, vms: int) -> str:
         return (f"expect ~{format_bytes(self.journal_per_vm_hour)} of journal and "
                 f"~{format_bytes(self.console_per_vm_hour)} of console per VM-hour "
                 f"(this run ~{format_bytes(self.expected)}); at most {format_bytes(self.most)} "
                 f"(console_limit {format_bytes(self.console_bound / max(1, vms))} x {vms} VMs, "
-                f"journal, evidence)")
+                f"journal, evidence{', disk images' if self.images_bound else ''})")
 
 
 def _per_hour(every_s: float | None) -> float:
@@ -134,6 +142,8 @@ def _vm_rates(spec: VmSpec, profile: Profile) -> tuple[float, float, float]:
         cycle = load.period + (load.idle if load.pattern == "bursts" else 0.0)
         stressors = len(load.stressors) + ("mix" in load.stressors)  # "mix": a seeded pick, one or two more
         journal += _per_hour(cycle) * stressors * WORKLOAD_RECORD
+    devices = len(spec.disks) + (spec.network is not None) + spec.rng
+    journal += devices * _per_hour(JOURNAL_SAMPLE_S) * DEVICE_RECORD
     boots_per_hour = 1 / hours + failures_per_hour
     journal += boots_per_hour * BOOT_RECORDS + failures_per_hour * FAILURE_RECORD
     console = boots_per_hour * BOOT_LOG_BYTES + failures_per_hour * REPORT_BYTES
@@ -155,6 +165,7 @@ def estimate_disk(profile: Profile, fleet: list[VmSpec]) -> DiskEstimate:
         journal_bound=journal * hours * 2,  # late heartbeats on a loaded host: room for twice the estimate
         console_bound=profile.run.console_limit * len(fleet),
         evidence_bound=profile.run.evidence_per_signature * NOMINAL_SIGNATURES * EVIDENCE_FOLDER_BYTES * len(fleet),
+        images_bound=sum(d.size for spec in fleet for d in spec.disks if d.backing == "run"),
     )
 
 
@@ -167,14 +178,15 @@ def check_disk(source: str, profile: Profile, fleet: list[VmSpec], facts: HostFa
     raise CapacityError(
         f"{source}: {run_dir} has {format_bytes(facts.disk_free)} free, but this run may write up to "
         f"{format_bytes(estimate.most)} (console_limit {format_bytes(profile.run.console_limit)} x "
-        f"{len(fleet)} VMs, journal, evidence) and must leave {format_bytes(floor)} free "
+        f"{len(fleet)} VMs, journal, evidence, {format_bytes(estimate.images_bound)} of disk images) and must leave {format_bytes(floor)} free "
         f"(run.min_free_disk): lower run.console_limit, shorten the run or free space")
 
 
 def fleet_memory_mib(fleet: list[VmSpec], accel: str) -> tuple[int, int]:
-    """(guest memory, QEMU's own) in MiB for the whole fleet."""
+    """(guest memory, QEMU's own and the disks' tmpfs) in MiB for the whole fleet."""
     overhead = QEMU_OVERHEAD_MIB.get(accel, QEMU_OVERHEAD_MIB["tcg"])
-    return sum(spec.memory_mib for spec in fleet), overhead * len(fleet)
+    tmpfs = sum(d.size for spec in fleet for d in spec.disks if d.backing == "tmpfs") >> 20
+    return sum(spec.memory_mib for spec in fleet), overhead * len(fleet) + tmpfs
 
 
 def check_memory(source: str, profile: Profile, fleet: list[VmSpec], facts: HostFacts, accel: str) -> None:
@@ -186,9 +198,21 @@ def check_memory(source: str, profile: Profile, fleet: list[VmSpec], facts: Host
         return
     raise CapacityError(
         f"{source}: the fleet needs {format_bytes(need)} of memory ({len(fleet)} VMs: "
-        f"{format_bytes(guests << 20)} for the guests, {format_bytes(qemu << 20)} for QEMU itself) but this "
+        f"{format_bytes(guests << 20)} for the guests, {format_bytes(qemu << 20)} for QEMU itself and disks on "
+        f"tmpfs) but this "
         f"host has {format_bytes(facts.memory_total)} (run.memory_overcommit = {ratio:g}; raise it to "
         f"overcommit on purpose)")
+
+
+def check_devices(source: str, fleet: list[VmSpec], *, root: bool) -> None:
+    """Disks on a VM's own tmpfs need root to mount it.
+
+    :raise CapacityError: naming the group.
+    """
+    tmpfs = sorted({spec.group for spec in fleet if any(d.backing == "tmpfs" for d in spec.disks)})
+    if tmpfs and not root:
+        raise CapacityError(f"{source}: group {tmpfs[0]!r} has disks with backing = 'tmpfs': soak mounts a tmpfs "
+                            "per VM for them, which needs root; run as root or use backing = 'run'")
 
 
 class ImageCapabilities(Protocol):

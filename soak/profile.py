@@ -39,6 +39,8 @@ from pydantic import (
 )
 
 from soak.arch import ARCHES, DEFAULT_ARCH
+from soak.devices.plan import pair_peer
+from soak.devices.settings import MAX_DISKS, DiskSettings, Network
 from soak.errors import ProfileError
 from soak.faults.catalog import fault_type
 from soak.faults.settings import FaultSettings
@@ -283,6 +285,12 @@ class GroupSettings(_Strict):
     image: ImageSettings = ImageSettings()
     load: LoadSettings | None = None
     """stress-ng inside the guests; absent: they idle."""
+    disks: list[DiskSettings] = Field(default_factory=list, max_length=MAX_DISKS)
+    """virtio-blk disks of each VM, each with a verified I/O load (`soak.devices.settings`)."""
+    network: Network | None = None
+    """A virtio-net NIC with verified traffic: ``user`` (QEMU's user-mode network) or ``pair``."""
+    rng: bool = False
+    """A virtio-rng device; the guest checks that it gives entropy."""
     fault: list[FaultSettings] = Field(default_factory=list)
     expect: list[str] = Field(default_factory=list)
     """Failure kinds each VM of the group must produce (``a|b``: either); a self-test declares them."""
@@ -322,6 +330,23 @@ class GroupSettings(_Strict):
         for fault in self.fault:
             if why := arch.unsupported_faults.get(fault.type):
                 raise ValueError(f"group {self.name}: fault {fault.type!r} does not apply to {arch.name}: {why}")
+        return self
+
+    @model_validator(mode="after")
+    def _faults_have_their_devices(self) -> GroupSettings:
+        """A device fault needs its device in the group (`FaultType.needs`)."""
+        for fault in self.fault:
+            needs = fault_type(fault.type).needs
+            if needs == "disk" and not self.disks:
+                raise ValueError(f"group {self.name}: fault {fault.type!r} needs a disk (add `disks = [...]`)")
+            if needs == "tmpfs-disk" and not any(d.backing == "tmpfs" for d in self.disks):
+                raise ValueError(f"group {self.name}: fault {fault.type!r} fills the VM's own tmpfs: give it a "
+                                 "disk with backing = 'tmpfs'")
+            if needs == "network" and self.network is None:
+                raise ValueError(f"group {self.name}: fault {fault.type!r} needs a network (network = 'user')")
+            if needs == "migration" and self.network == "pair":
+                raise ValueError(f"group {self.name}: fault 'migrate' does not apply to network = 'pair': "
+                                 "both QEMUs of a migration would need the link's one datagram socket")
         return self
 
     @field_validator("expect", "tolerate")
@@ -396,6 +421,18 @@ class VmSpec(_Strict):
     expect: list[str] = Field(default_factory=list)
     tolerate: list[str] = Field(default_factory=list)
     expect_within_s: float = 120.0
+    disks: list[DiskSettings] = Field(default_factory=list)
+    network: Network | None = None
+    """Resolved per VM: the odd last VM of a ``pair`` group gets ``user``."""
+    net_peer: str | None = None
+    """The VM at the other end of this VM's ``pair`` link."""
+    net_peer_index: int | None = None
+    """Its index in the group."""
+    rng: bool = False
+
+    @property
+    def needs_balloon(self) -> bool:
+        return any(fault_type(f.type).needs == "balloon" for f in self.faults)
 
     @property
     def needs_snapshot_disk(self) -> bool:
@@ -420,6 +457,7 @@ def expand_fleet(profile: Profile) -> list[VmSpec]:
         for i in range(group.count):
             vcpus = _pick_int(group.vcpus, i, rng)
             max_vcpus = group.max_vcpus or (vcpus + 1 if hotplug else None)
+            peer = pair_peer(i, group.count) if group.network == "pair" else None
             fleet.append(
                 VmSpec(
                     name=f"{group.name}-{i}",
@@ -438,6 +476,11 @@ def expand_fleet(profile: Profile) -> list[VmSpec]:
                     expect=group.expect,
                     tolerate=group.tolerate,
                     expect_within_s=group.expect_within,
+                    disks=group.disks,
+                    network=("pair" if peer is not None else "user") if group.network == "pair" else group.network,
+                    net_peer=f"{group.name}-{peer}" if peer is not None else None,
+                    net_peer_index=peer,
+                    rng=group.rng,
                 )
             )
     return fleet

@@ -85,10 +85,12 @@ def _fleet(summary: Summary, merged: bool) -> Table:
     """One row per VM; merged: grouped by host, each with its host and shard."""
     fleet = Table(title="Fleet" + (" by host" if merged else ""), title_justify="left")
     loaded = any(vm.bogo_ops_per_s for vm in summary.vms.values())
+    devices = any(vm.devices for vm in summary.vms.values())
     fleet_columns = ["VM", "vCPUs", "MiB", "boots", "uptime", "heartbeats", "failures", "state"]
     if merged:
         fleet_columns = ["host", "shard", *fleet_columns]
-    for column in fleet_columns + (["bogo-ops/s (mean per run)"] if loaded else []):
+    extra = (["bogo-ops/s (mean per run)"] if loaded else []) + (["verified I/O MB/s r/w"] if devices else [])
+    for column in fleet_columns + extra:
         fleet.add_column(column, justify="left" if column in ("host", "VM", "state") else "right")
     vms = sorted(summary.vms.values(), key=lambda vm: (vm.host, vm.shard)) if merged else list(summary.vms.values())
     for vm, after in zip(vms, [*vms[1:], None], strict=False):
@@ -98,6 +100,10 @@ def _fleet(summary: Summary, merged: bool) -> Table:
             row = [escape(vm.host) or "?", str(vm.shard), *row]
         if loaded:
             row.append(" ".join(f"{name} {rate:.0f}" for name, rate in sorted(vm.bogo_ops_per_s.items())))
+        if devices:
+            row.append(" ".join(f"{name} {d['read_mb_s']:.1f}/{d['write_mb_s']:.1f}"
+                                + (f" ({d['drops']:.0f} dropped)" if d["drops"] else "")
+                                for name, d in vm.devices.items() if name != "rng"))
         fleet.add_row(*row, end_section=merged and after is not None and after.host != vm.host)
     return fleet
 

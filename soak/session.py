@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import shlex
 import shutil
 import socket
@@ -38,6 +39,7 @@ from soak.live import LiveView
 from soak.machine import BootImage, Host, host_tsc_khz
 from soak.machine.qemu import QemuLauncher
 from soak.preflight import (
+    check_devices,
     check_disk,
     check_guest_faults,
     check_initrd_fits,
@@ -188,6 +190,7 @@ class Session:
             raise UsageError(f"run directory {self.run_dir.root}: {exc.strerror or exc}") from exc
         check_memory(source, self.profile, self.fleet, facts, self.accel.accel)
         check_disk(source, self.profile, self.fleet, facts, self.run_dir.root)
+        check_devices(source, self.fleet, root=os.geteuid() == 0)
         estimate = estimate_disk(self.profile, self.fleet)
         self.console.print(f"disk: {estimate.describe(len(self.fleet))}; {format_bytes(facts.disk_free)} free",
                            highlight=False)

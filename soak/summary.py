@@ -71,6 +71,9 @@ class VmSummary:
     kernel: str = ""
     bogo_ops_per_s: dict[str, float] = field(default_factory=dict)
     """stress-ng bogo-ops/s per stressor, the mean over its runs on this VM."""
+    devices: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Device (``disk0``, ``net``, ``rng``) -> its verified traffic over the run: ``read_mb_s``,
+    ``write_mb_s``, ``iops`` (while busy) and ``drops`` (network transfers that did not complete)."""
     console_dropped_bytes: int = 0
     """Console bytes not kept within run.console_limit (the classifier saw them all)."""
     host: str = ""
@@ -245,6 +248,7 @@ class Summary:
                     "state": v.state,
                     "kernel": v.kernel,
                     "bogo_ops_per_s": {name: round(rate, 2) for name, rate in v.bogo_ops_per_s.items()},
+                    "devices": v.devices,
                     "console_dropped_bytes": v.console_dropped_bytes,
                     "host": v.host,
                     "shard": v.shard,
@@ -328,6 +332,10 @@ def summary_of(model: RunModel, *, now: float | None = None) -> Summary:
                 state=vm.shown_state,
                 kernel=vm.kernel,
                 bogo_ops_per_s={name: rate.mean for name, rate in vm.throughput.items()},
+                devices={name: {"read_mb_s": round(d.rate(d.read_bytes) / 1e6, 2),
+                                "write_mb_s": round(d.rate(d.write_bytes) / 1e6, 2),
+                                "iops": round(d.rate(d.ops), 1), "drops": d.drops}
+                         for name, d in sorted(vm.devices.items())},
                 console_dropped_bytes=vm.console_dropped_bytes,
                 host=run.host if run else "",
                 shard=run.shard if run else 0,

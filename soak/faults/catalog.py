@@ -30,9 +30,16 @@ class FaultType:
     """Provoked inside the guest through the agent."""
     reboots: bool = False
     """The guest reboots: a new HELLO is the expected outcome, not a reset failure."""
+    guest_runs: bool = False
+    """The guest keeps running through the window (a balloon, a link down): it is watched as ever,
+    so a hang inside the window is found."""
+    may_pause: bool = False
+    """QEMU may pause the VM in the window (a full disk under ``werror=enospc``): the watch is held
+    whatever the expected outcome, and the injector continues the VM when the window ends."""
     needs: str = ""
     """A QEMU setup the fault requires: ``hotplug`` (spare vCPU slots), ``snapshot`` (a qcow2 node),
-    ``migration`` (a second QEMU for the same VM)."""
+    ``migration`` (a second QEMU for the same VM), ``balloon``, ``disk``, ``tmpfs-disk`` (a disk
+    on the VM's own tmpfs), ``network``."""
     summary: str = ""
 
 
@@ -50,6 +57,18 @@ HOST_FAULTS: dict[str, FaultType] = {
                   summary="snapshot-save to a qcow2 node, snapshot-load it after `duration`"),
         FaultType("migrate", SURVIVE, frozenset({Kind.MIGRATION_FAILURE}), needs="migration",
                   summary="live-migrate the VM to a new QEMU process on this host (`mode`: live or paused)"),
+        FaultType("balloon", SURVIVE, windowed=True, guest_runs=True, needs="balloon",
+                  summary="inflate the virtio balloon to `target` of the guest's memory, deflate after `duration`"),
+        FaultType("disk-error", FAIL, frozenset({Kind.IO_ERROR}), windowed=True, guest_runs=True, needs="disk",
+                  summary="the VM's disks fail every read and write (blkdebug, EIO) for `duration`"),
+        FaultType("disk-full", FAIL, frozenset({Kind.IO_ERROR}), windowed=True, may_pause=True,
+                  needs="tmpfs-disk",
+                  summary="fill the tmpfs under the VM's disk images for `duration` (the host's disk is full)"),
+        FaultType("disk-corrupt", FAIL, frozenset({Kind.WORKLOAD_FAILURE}), windowed=True, guest_runs=True,
+                  needs="disk",
+                  summary="write random bytes into the VM's disks from the host for `duration` (silent corruption)"),
+        FaultType("link-down", SURVIVE, windowed=True, guest_runs=True, needs="network",
+                  summary="QMP set_link off on the VM's NIC, on again after `duration`"),
         FaultType("kill", FAIL, frozenset({Kind.QEMU_CRASH}), summary="SIGKILL the QEMU process"),
         FaultType("segv", FAIL, frozenset({Kind.QEMU_CRASH}), summary="SIGSEGV the QEMU process"),
     )

@@ -112,7 +112,7 @@ class FaultDriver:
         self.emit(ev.FaultInjected(vm=self.vm, fault=settings.type, seq=self._seq,
                                    duration_s=settings.duration if windowed else 0.0, expect=expect,
                                    detail=describe(settings)))
-        suspended = not kind.guest and expect == SURVIVE
+        suspended = kind.may_pause or (not kind.guest and not kind.guest_runs and expect == SURVIVE)
         if kind.reboots:
             boot.expect_reboot()
         elif suspended:

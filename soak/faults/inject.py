@@ -11,21 +11,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from soak import clock
 from soak.errors import AgentError, QMPError
 from soak.faults.catalog import fault_type
+from soak.faults.devices import DEVICE_FAULTS, DiskTarget, FaultError
 from soak.faults.settings import FaultSettings
 from soak.vm.argv import SNAPSHOT_NODE
 from soak.vm.channels import GuestAgent, Qmp
 
 JOB_POLL_S = 0.05
-
-
-class FaultError(Exception):
-    """A fault could not be applied (the VM lacks what it needs, or QEMU refused)."""
+__all__ = ["Applied", "FaultError", "FaultTarget", "inject"]
 
 
 class FaultTarget(Protocol):
@@ -39,6 +38,14 @@ class FaultTarget(Protocol):
     def agent(self) -> GuestAgent | None: ...
     @property
     def qmp_timeout(self) -> float: ...
+
+    @property
+    def memory_mib(self) -> int:
+        """The guest's memory as configured (the balloon's 100 %)."""
+
+    @property
+    def disks(self) -> Sequence[DiskTarget]:
+        """The VM's disks as device faults act on them."""
 
     async def migrate(self, settings: FaultSettings, seq: int) -> str:
         """Live-migrate the VM to a new QEMU; what happened, in a few words.
@@ -63,6 +70,9 @@ async def inject(settings: FaultSettings, target: FaultTarget, seq: int) -> Appl
     try:
         if fault_type(name).guest:
             return await _guest_fault(settings, _agent(target))
+        if name in DEVICE_FAULTS:
+            detail, seconds = await DEVICE_FAULTS[name](settings, _qmp(target), target, seq)
+            return Applied(detail, seconds)
         handler = _HOST[name]
         return await handler(settings, target, seq)
     except (QMPError, AgentError) as exc:

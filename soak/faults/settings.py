@@ -24,6 +24,9 @@ MAX_WINDOW_S = 86400.0
 """A pause or SIGSTOP longer than a day is not a fault window but a stopped run."""
 MAX_INJECTIONS = 1_000_000
 MIGRATE_ONLY = ("mode", "timeout", "bandwidth", "mismatch")
+BALLOON_ONLY = ("target",)
+MIN_BALLOON_TARGET = 0.1
+"""Less than a tenth of its memory leaves a guest nothing to run on: an OOM by design, not a finding."""
 
 
 class FaultSettings(BaseModel):
@@ -51,6 +54,8 @@ class FaultSettings(BaseModel):
     bandwidth: Bytes = Field(default=8 << 30, gt=0)
     """migrate: the migration's bandwidth cap per second (``"1G"``); QEMU's own default, 128 MiB/s,
     never converges for a guest writing memory hard under TCG."""
+    target: float = Field(default=0.5, ge=MIN_BALLOON_TARGET, le=1.0)
+    """balloon: the guest's memory while the balloon is inflated, as a share of its size."""
     mismatch: Literal["memory"] | None = None
     """migrate: start the destination with a different memory size, so the migration must fail
     (a self-test of ``migration-failure``; the outcome is then ``fail`` unless ``expect`` says otherwise)."""
@@ -77,10 +82,10 @@ class FaultSettings(BaseModel):
     def _when(self) -> FaultSettings:
         if self.every is None and not self.at:
             raise ValueError("say when: `every` (repeat) or `at` (offsets after the VM is ready)")
-        if self.type != "migrate":
-            given = [name for name in MIGRATE_ONLY if name in self.model_fields_set]
-            if given:
-                raise ValueError(f"`{given[0]}` is a setting of the migrate fault only")
+        for owner, names in (("migrate", MIGRATE_ONLY), ("balloon", BALLOON_ONLY)):
+            given = [name for name in names if name in self.model_fields_set]
+            if self.type != owner and given:
+                raise ValueError(f"`{given[0]}` is a setting of the {owner} fault only")
         return self
 
     @property

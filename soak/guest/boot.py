@@ -24,6 +24,7 @@ from enum import StrEnum
 from soak.classify import ConsoleTriage
 from soak.detect.trend import ResourceTrends
 from soak.detect.verdict import Verdict
+from soak.load.devload import DeviceLoadDriver
 from soak.load.driver import LoadDriver
 from soak.machine import Machine
 
@@ -130,6 +131,9 @@ class Boot:
     """Wakes the watchdog when its deadline may have moved earlier."""
     load: LoadDriver | None = None
     load_task: asyncio.Task[None] | None = None
+    devload: DeviceLoadDriver | None = None
+    """The verified loads of the VM's disks, network and RNG."""
+    devload_task: asyncio.Task[None] | None = None
 
     def _enter(self, phase: Phase, now: float) -> None:
         if phase not in _EDGES[self.phase]:

@@ -7,10 +7,12 @@ import contextlib
 from typing import TYPE_CHECKING
 
 from soak import clock
+from soak.faults.devices import DiskTarget
 from soak.faults.settings import FaultSettings
 from soak.guest.boot import Phase
 from soak.guest.migration import migrate
 from soak.vm.channels import GuestAgent, Qmp
+from soak.vm.devices import CACHE_MODES
 
 if TYPE_CHECKING:
     from soak.guest.bootrun import BootRun
@@ -40,6 +42,17 @@ class BootHandle:
     @property
     def alive(self) -> bool:
         return self._boot.alive
+
+    @property
+    def memory_mib(self) -> int:
+        return self._run.vm.spec.memory_mib
+
+    @property
+    def disks(self) -> list[DiskTarget]:
+        images = self._boot.machine.disk_images
+        return [DiskTarget(i, image, d.io_size, (CACHE_MODES[d.cache][0], CACHE_MODES[d.cache][2]),
+                           image.parent if d.backing == "tmpfs" else None)
+                for i, (d, image) in enumerate(zip(self._run.vm.spec.disks, images, strict=False))]
 
     def suspend_watch(self) -> None:
         if self._boot.phase is Phase.READY:

@@ -23,7 +23,9 @@ from soak.detect.qmp_events import paused_verdict, qmp_event_verdict
 from soak.detect.verdict import Verdict
 from soak.errors import AgentError, QMPError
 from soak.guest.boot import MachineWatch, Phase
+from soak.guest.devload import device_load_jobs, network_stall_s
 from soak.kinds import LOST_TIME_KINDS, Kind
+from soak.load.devload import DeviceLoadDriver
 from soak.load.driver import LoadDriver
 from soak.machine import Machine, Postmortem
 from soak.vm.agent import AgentLog, Heartbeat, Hello, JobExit, JobOutput
@@ -258,10 +260,15 @@ class AgentWatch:
                     run.spawn(self._ask_hello(agent))
                 self._on_heartbeat(message)
             elif isinstance(message, JobOutput):
-                if boot.load is not None:
+                if boot.devload is not None and boot.devload.owns(message.job):
+                    boot.devload.on_output(message.job, message.text)
+                elif boot.load is not None:
                     boot.load.on_output(message.job, message.text)
             elif isinstance(message, JobExit):
-                if boot.load is not None:
+                if boot.devload is not None and boot.devload.owns(message.job):
+                    if boot.watching and machine is run.machine:
+                        boot.devload.on_exit(message.job, message.rc)
+                elif boot.load is not None:
                     boot.load.on_exit(message.job, message.rc)
             elif isinstance(message, AgentLog):
                 log.info("%s agent: %s", run.vm.spec.name, message.text)
@@ -281,15 +288,25 @@ class AgentWatch:
             return  # only the agent restarted
         if boot.phase is Phase.REBOOTING:  # a reset fault's intended outcome
             boot.rebooted(hello.boot_id, clock.now())
-            if boot.load_task is not None:  # its jobs died with the old kernel: start afresh
-                boot.load_task.cancel()
-                self._start_load()
+            for task in (boot.load_task, boot.devload_task):  # its jobs died with the old kernel: start afresh
+                if task is not None:
+                    task.cancel()
+            self._start_load()
         elif boot.watching:  # the guest rebooted under us
             run.spawn(run.fail(Verdict(Kind.GUEST_RESET, "guest reset itself"), "agent", console_explains=True))
 
     def _start_load(self) -> None:
         run, boot = self.run_, self.run_.boot
         spec = run.vm.spec
+        jobs = device_load_jobs(spec)
+        if jobs:
+            async def record_device(verdict: Verdict, line: str) -> None:
+                if boot.watching and run.machine.returncode is None:
+                    await run.record(verdict, "workload", extra={"device-load.txt": line + "\n"})
+
+            boot.devload = DeviceLoadDriver(spec.name, jobs, emit=run.emit, record=record_device, spawn=run.spawn,
+                                            stall_s=network_stall_s(spec))
+            boot.devload_task = run.spawn(boot.devload.run(CurrentAgent(run)))
         if spec.load is None:
             return
 

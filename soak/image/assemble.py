@@ -19,6 +19,8 @@ from soak.image.kernel import Module
 
 MODULE_DIR = "lib/soak/modules"
 EXTRA_DIR = "lib/soak/extra"
+DEVICE_DIR = "lib/soak/devices"
+"""One file per device kind (``blk``, ``net`` ...): the modules its driver needs, in load order."""
 GZIP_LEVEL = 9
 DIRS = ("bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "run", "root", "mnt")
 
@@ -40,6 +42,10 @@ class Layout:
     """Loaded by /init at boot, in this order."""
     extra_modules: Iterable[Module]
     """Shipped in EXTRA_DIR for the agent to load on demand."""
+    device_modules: Mapping[str, Iterable[Module]]
+    """Device kind -> its driver's modules in load order; /init loads them when the VM has that device."""
+    scripts: Mapping[str, bytes]
+    """Destination -> a shell script of the agent's (the device loads)."""
     image_info: Mapping[str, str]
     """Written as /etc/soak/image, sourced by the agent (key, features, release)."""
 
@@ -71,6 +77,17 @@ def write_initramfs(layout: Layout, dest: Path) -> None:
         cpio.add_bytes("lib/soak/modules.order", "".join(f"{m}\n" for m in order).encode())
         for module in layout.extra_modules:
             cpio.add_bytes(f"{EXTRA_DIR}/{module.name}.ko", module.data)
+        shipped = set(order)
+        for device, modules in sorted(layout.device_modules.items()):
+            names = []
+            for module in modules:
+                if module.name not in shipped:
+                    cpio.add_bytes(f"{MODULE_DIR}/{module.name}.ko", module.data)
+                    shipped.add(module.name)
+                names.append(module.name)
+            cpio.add_bytes(f"{DEVICE_DIR}/{device}", "".join(f"{m}\n" for m in names).encode())
+        for dest_name, script in sorted(layout.scripts.items()):
+            cpio.add_bytes(dest_name, script, 0o755)
         info = "".join(f"{k}={v}\n" for k, v in sorted(layout.image_info.items()))
         cpio.add_bytes("etc/soak/image", info.encode())
         cpio.add_bytes("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")

@@ -50,7 +50,7 @@ from soak.image.model import (
     GuestImage,
 )
 
-BUILDER_VERSION = 4
+BUILDER_VERSION = 5
 BUSYBOX = "busybox-static"
 STRESS_NG = "stress-ng"
 DLOPENED = {"libgcc_s.so.1": "libc6"}
@@ -63,9 +63,18 @@ def _quiet(_: str) -> None:
     pass
 
 
+GUEST_SCRIPTS = {"lib/soak/devload.sh": "guest/devload.sh"}
+"""The agent's helper scripts: destination in the image -> package data."""
+
+
 def init_script() -> bytes:
     """The agent, shipped as package data."""
     return importlib.resources.files("soak.image").joinpath("guest/init.sh").read_bytes()
+
+
+def guest_scripts() -> dict[str, bytes]:
+    return {dest: importlib.resources.files("soak.image").joinpath(src).read_bytes()
+            for dest, src in GUEST_SCRIPTS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +98,10 @@ class Plan:
             "kernel": _versioned(self.kernel),
             "roots": sorted(map(_versioned, self.roots)),
             "closure": sorted(map(_versioned, self.closure)),
-            "init": image_key({"init.sh": self.script.decode(errors="replace")}),
-            "options": {"modules": list(boot_modules(self.arch)), "dlopen": sorted(DLOPENED)},
+            "init": image_key({"init.sh": self.script.decode(errors="replace"),
+                               **{k: v.decode(errors="replace") for k, v in guest_scripts().items()}}),
+            "options": {"modules": list(boot_modules(self.arch)), "dlopen": sorted(DLOPENED),
+                        "devices": {k: list(v) for k, v in sorted(self.arch.device_modules.items())}},
             # Installing the compiler later must rebuild the image with the module.
             "faultinject": {"source": source_digest(), "compiler": self.compiler,
                             "tools": not missing_tools(self.arch, self.compiler)},
@@ -192,6 +203,8 @@ def _build(plan: Plan, cache: ImageCache, archives: Archives, progress: Progress
         moddir = next((d for d in (kroot / "lib/modules" / release, kroot / "usr/lib/modules" / release)
                        if d.is_dir()), kroot / "lib/modules" / release)
         modules = modules_in_load_order(moddir, list(boot_modules(arch)), release)
+        device_modules = {device: modules_in_load_order(moddir, list(names), release)
+                          for device, names in arch.device_modules.items()}
         faultmod = build_fault_module(arch, archives, plan.kernel, release, cache.debs, tmp / "faultmod", progress)
 
         stress_ng = pkgs[STRESS_NG].root / "usr/bin/stress-ng"
@@ -222,6 +235,8 @@ def _build(plan: Plan, cache: ImageCache, archives: Archives, progress: Progress
             interpreter=read_deps(stress_ng).interp,
             modules=modules,
             extra_modules=[faultmod.module] if faultmod.module else [],
+            device_modules=device_modules,
+            scripts=guest_scripts(),
             image_info={"key": key, "features": ",".join(sorted(features)), "release": release,
                         "arch": arch.name, "channel": arch.agent.guest},
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from soak.detect.backtrace import GdbReport
@@ -73,6 +74,9 @@ class Machine(Protocol):
     @property
     def argv(self) -> Sequence[str]:
         """The whole command line: evidence and reproducers replay it."""
+    @property
+    def disk_images(self) -> Sequence[Path]:
+        """The image file of each of the VM's disks, in order (device faults act on them)."""
     @property
     def has_agent(self) -> bool:
         """The guest runs an agent soak can talk to (heartbeats, load, guest faults)."""

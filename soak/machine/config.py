@@ -14,10 +14,12 @@ from pathlib import Path
 
 from soak.accel import accel_for, qemu_for
 from soak.arch import ARCHES
+from soak.devices.plan import mac_address, net_kernel_arg
 from soak.image.faults import FAULTS as GUEST_FAULTS
 from soak.image.faults import fault_kernel_args
 from soak.profile import VmSpec
 from soak.vm.argv import SNAPSHOT_NODE, QemuConfig
+from soak.vm.devices import Balloon, Device, Disk, Nic, Rng, guest_device_names
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,12 @@ class BootFiles:
     """Where a migration destination listens (``-incoming defer``, then migrate-incoming)."""
     firmware_vars: Path | None = None
     """The VM's own UEFI variable store (`soak.firmware.vars_store`), when it boots through UEFI."""
+    disks: tuple[Path, ...] = ()
+    """The image of each of the VM's disks (shared by every machine of the VM, by path)."""
+    net_socket: Path | None = None
+    """This VM's end of a ``pair`` link (a unix datagram socket) ..."""
+    net_peer_socket: Path | None = None
+    """... and its peer's."""
 
 
 def host_tsc_khz() -> int | None:
@@ -75,7 +83,9 @@ def host_tsc_khz() -> int | None:
 def machine_config(spec: VmSpec, image: BootImage, host: Host, files: BootFiles, *, boot: int,
                    heartbeat_interval: float) -> QemuConfig:
     """The QEMU configuration of boot number ``boot`` of ``spec``."""
-    agent_args = (f"soak_hb={heartbeat_interval:g}", f"soak_vm={spec.name}", f"soak_boot={boot}")
+    devices = vm_devices(spec, files)
+    agent_args = (f"soak_hb={heartbeat_interval:g}", f"soak_vm={spec.name}", f"soak_boot={boot}",
+                  *device_kernel_args(spec, devices))
     guest_faults = [f.type for f in spec.faults if f.type in GUEST_FAULTS]
     extra: tuple[str, ...] = ()
     if files.snapshot_disk is not None:
@@ -101,4 +111,34 @@ def machine_config(spec: VmSpec, image: BootImage, host: Host, files: BootFiles,
         agent_socket=files.agent_socket,
         incoming="defer" if files.migration_socket is not None else None,
         extra_args=extra,
+        devices=devices,
     )
+
+
+def vm_devices(spec: VmSpec, files: BootFiles) -> tuple[Device, ...]:
+    """The virtio devices of ``spec``: its disks (images named by ``files``), NIC, RNG, balloon.
+
+    :raise ValueError: ``files`` names fewer disk images than the VM has disks (a soak bug).
+    """
+    if len(files.disks) != len(spec.disks):
+        raise ValueError(f"{spec.name}: {len(spec.disks)} disks but {len(files.disks)} images")
+    devices: list[Device] = [Disk(i, path, d.format, d.cache, d.on_error)
+                             for i, (d, path) in enumerate(zip(spec.disks, files.disks, strict=True))]
+    if spec.network is not None:
+        pair = spec.network == "pair" and files.net_socket is not None
+        devices.append(Nic(mac_address(spec.index), user=not pair, local_socket=files.net_socket if pair else None,
+                           remote_socket=files.net_peer_socket if pair else None))
+    if spec.rng:
+        devices.append(Rng())
+    if spec.needs_balloon:
+        devices.append(Balloon())
+    return tuple(devices)
+
+
+def device_kernel_args(spec: VmSpec, devices: tuple[Device, ...]) -> tuple[str, ...]:
+    """What the agent needs to set its devices up: drivers to load, the network's addresses."""
+    names = guest_device_names(devices)
+    args = [f"soak_dev={','.join(names)}"] if names else []
+    if spec.network is not None:
+        args.append(net_kernel_arg(spec.index_in_group, spec.net_peer_index if spec.network == "pair" else None))
+    return tuple(args)

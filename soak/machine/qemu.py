@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -41,6 +43,10 @@ from soak.vm.process import QemuProcess
 from soak.vm.qmp import QmpEvent, QmpSession
 
 QEMU_IMG_TIMEOUT_S = 30.0
+MOUNT_TIMEOUT_S = 30.0
+TMPFS_SLACK_BYTES = 4 << 20
+"""Room on a VM's disk tmpfs beside its images' full size: qcow2's header and tables (1/256 of the size
+is more than their 64 KiB clusters need)."""
 RESUME_ID_GAP = 1000
 """A resumed agent conversation's first command id is this far past the old channel's last."""
 CORE_SIGNALS = frozenset(int(s) for s in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGILL,
@@ -83,6 +89,10 @@ class QemuMachine:
     @property
     def argv(self) -> list[str]:
         return self._process.argv
+
+    @property
+    def disk_images(self) -> tuple[Path, ...]:
+        return self._files.disks
 
     @property
     def has_agent(self) -> bool:
@@ -230,6 +240,8 @@ class QemuLauncher:
         self.cores: CorePolicy = cores
         self._machines: dict[str, int] = {}
         """Machines launched per VM: numbers their sockets."""
+        self._tmpfs: dict[str, Path] = {}
+        """The VMs' own tmpfs mounts for ``backing = "tmpfs"`` disks, unmounted when the launcher closes."""
 
     @classmethod
     @contextlib.contextmanager
@@ -237,11 +249,25 @@ class QemuLauncher:
              qmp_timeout: float, cores: CorePolicy = "backtrace") -> Iterator[QemuLauncher]:
         """A launcher whose socket directory (unix socket paths must stay short) is removed at the end."""
         socket_dir = Path(tempfile.mkdtemp(prefix="soak-"))
+        launcher = cls(images=images, host=host, run_dir=run_dir, socket_dir=socket_dir,
+                       heartbeat_interval=heartbeat_interval, qmp_timeout=qmp_timeout, cores=cores)
         try:
-            yield cls(images=images, host=host, run_dir=run_dir, socket_dir=socket_dir,
-                      heartbeat_interval=heartbeat_interval, qmp_timeout=qmp_timeout, cores=cores)
+            yield launcher
         finally:
+            launcher.unmount_all()
             shutil.rmtree(socket_dir, ignore_errors=True)
+
+    def disk_dir(self, spec: VmSpec, *, tmpfs: bool) -> Path:
+        """Where the VM's disk images live: its run folder, or its own tmpfs (under the socket dir, so a
+        crashed soak leaves no mount inside a run directory)."""
+        return self.socket_dir / f"{spec.name}.disks" if tmpfs else self.run_dir.vm_dir(spec.name)
+
+    def unmount_all(self) -> None:
+        """Unmount every VM's disk tmpfs (lazily: a QEMU still dying never makes this fail)."""
+        for mount in self._tmpfs.values():
+            subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True,
+                           timeout=MOUNT_TIMEOUT_S)
+        self._tmpfs.clear()
 
     def files(self, spec: VmSpec, *, incoming: bool = False) -> BootFiles:
         """The host-side files of a machine of ``spec``; each machine of a VM gets its own sockets
@@ -250,10 +276,15 @@ class QemuLauncher:
         sockets = self.socket_dir
         snapshot = self.run_dir.vm_dir(spec.name) / "snapshot.qcow2" if spec.needs_snapshot_disk else None
         uefi = ARCHES[spec.arch].firmware(spec.firmware).vars_template is not None
+        disks = tuple(self.disk_dir(spec, tmpfs=d.backing == "tmpfs") / f"disk{i}.{d.format}"
+                      for i, d in enumerate(spec.disks))
+        pair = spec.network == "pair" and spec.net_peer is not None
         return BootFiles(qmp_socket=sockets / f"{spec.name}.{n}.qmp", agent_socket=sockets / f"{spec.name}.{n}.agent",
                          snapshot_disk=snapshot,
                          migration_socket=sockets / f"{spec.name}.{n}.mig" if incoming else None,
-                         firmware_vars=self.run_dir.vm_dir(spec.name) / "efivars.fd" if uefi else None)
+                         firmware_vars=self.run_dir.vm_dir(spec.name) / "efivars.fd" if uefi else None,
+                         disks=disks, net_socket=sockets / f"{spec.name}.net" if pair else None,
+                         net_peer_socket=sockets / f"{spec.net_peer}.net" if pair else None)
 
     async def launch(self, spec: VmSpec, boot: int, *, incoming: bool = False) -> QemuMachine:
         """:raise LaunchError: a file QEMU needs cannot be made, or QEMU cannot be executed."""
@@ -264,6 +295,10 @@ class QemuLauncher:
                 sock.unlink(missing_ok=True)
         if files.snapshot_disk is not None and not incoming:  # a destination takes over the source's
             await create_qcow2(self.host.qemu, files.snapshot_disk, "4G")
+        if not incoming:  # a fresh disk per boot: a boot after a failure starts from a sound image
+            await self._make_disks(spec, files)
+        if files.net_socket is not None:
+            files.net_socket.unlink(missing_ok=True)
         if files.firmware_vars is not None:  # made once per VM, kept across its boots like NVRAM
             try:
                 vars_store(ARCHES[spec.arch].firmware(spec.firmware), files.firmware_vars)
@@ -278,6 +313,38 @@ class QemuLauncher:
             core_limit=None if self.cores == "off" else coredump.core_limit())
         return QemuMachine(spec.name, process, files, has_agent=image.agent, stderr=stderr,
                            qmp_timeout=self.qmp_timeout, cores=self.cores, vm_dir=vm_dir)
+
+
+    async def _make_disks(self, spec: VmSpec, files: BootFiles) -> None:
+        """:raise LaunchError: the tmpfs cannot be mounted, or qemu-img fails."""
+        tmpfs_bytes = sum(d.size + d.size // 256 for d in spec.disks if d.backing == "tmpfs")
+        if tmpfs_bytes and spec.name not in self._tmpfs:
+            mount = self.disk_dir(spec, tmpfs=True)
+            mount.mkdir(exist_ok=True)
+            await mount_tmpfs(mount, tmpfs_bytes + TMPFS_SLACK_BYTES)
+            self._tmpfs[spec.name] = mount
+        for disk, path in zip(spec.disks, files.disks, strict=True):
+            await create_qcow2(self.host.qemu, path, str(disk.size), fmt=disk.format)
+
+
+async def mount_tmpfs(where: Path, size: int) -> None:
+    """A tmpfs of ``size`` bytes at ``where`` (root only).
+
+    :raise LaunchError: not root, or mount failed.
+    """
+    if os.geteuid() != 0:
+        raise LaunchError(f"backing = 'tmpfs' mounts a tmpfs for the VM's disks at {where}: that needs root")
+    argv = ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)]
+    try:
+        async with asyncio.timeout(MOUNT_TIMEOUT_S):
+            process = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
+                                                           stdout=asyncio.subprocess.DEVNULL,
+                                                           stderr=asyncio.subprocess.PIPE)
+            _, err = await process.communicate()
+    except (OSError, TimeoutError) as exc:
+        raise LaunchError(f"cannot mount a tmpfs at {where}: {exc or 'timed out'}", argv=argv) from exc
+    if process.returncode != 0:
+        raise LaunchError(f"cannot mount a tmpfs at {where}: {err.decode(errors='replace').strip()}", argv=argv)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,14 +372,14 @@ class StderrLog:
         return data[-written:].decode("utf-8", "replace")
 
 
-async def create_qcow2(qemu: str, path: Path, size: str) -> None:
-    """A fresh, empty qcow2 (``qemu-img create``), without blocking the event loop.
+async def create_qcow2(qemu: str, path: Path, size: str, *, fmt: str = "qcow2") -> None:
+    """A fresh, empty image (``qemu-img create``; qcow2, or a sparse raw file), without blocking the event loop.
 
     :raise LaunchError: qemu-img is missing, fails or takes longer than its deadline.
     """
     qemu_img = shutil.which("qemu-img") or str(Path(shutil.which(qemu) or qemu).with_name("qemu-img"))
     path.unlink(missing_ok=True)
-    argv = [qemu_img, "create", "-q", "-f", "qcow2", str(path), size]
+    argv = [qemu_img, "create", "-q", "-f", fmt, str(path), size]
     try:
         process = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
                                                        stdout=asyncio.subprocess.DEVNULL,

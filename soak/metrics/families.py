@@ -211,8 +211,20 @@ def vm_families(vms: list[VmRecord], now: float) -> Iterator[Metric]:
         "stress-ng bogo-ops per second, as the guest last reported them, by stressor.",
         "stressor",
     )
+    device_rate = _vm_gauge(
+        "soak_vm_device_bytes_per_second",
+        "Verified traffic through a guest device (read back or echoed and compared), as last reported.",
+        "device", "direction")
+    device_iops = _vm_gauge("soak_vm_device_iops", "Requests per second of a device's verified load, while busy.",
+                            "device")
+    device_drops = CounterMetricFamily(
+        "soak_vm_device_drops", "Network transfers of the verified load that did not complete (all boots).",
+        labels=("vm", "device"))
     for vm in vms:
         name = [vm.name]
+        for device, totals in sorted(vm.devices.items()):
+            if device != "rng" and not device.startswith("disk"):
+                device_drops.add_metric([vm.name, device], totals.drops)
         shape = vm.info
         info.add_metric(
             [vm.name, vm.group, str(shape.vcpus), str(shape.memory_mib), shape.machine, shape.image]
@@ -241,8 +253,12 @@ def vm_families(vms: list[VmRecord], now: float) -> Iterator[Metric]:
             fds.add_metric(name, p.fds)
         for stressor, rate in sorted(vm.workload.items()):
             bogo.add_metric([vm.name, stressor], rate)
+        for device, io in sorted(vm.device_io.items()):
+            device_rate.add_metric([vm.name, device, "read"], io.read_bytes_per_s)
+            device_rate.add_metric([vm.name, device, "write"], io.write_bytes_per_s)
+            device_iops.add_metric([vm.name, device], io.iops)
     yield from (info, state, boots, failures, age, uptime, load1, mem_free, mem_avail)
-    yield from (cpu, rss, threads, fds, bogo)
+    yield from (cpu, rss, threads, fds, bogo, device_rate, device_iops, device_drops)
 
 
 def _vm_gauge(name: str, doc: str, *labels: str) -> GaugeMetricFamily:

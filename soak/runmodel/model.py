@@ -15,6 +15,7 @@ from typing import Any
 
 from soak.events import (
     ConsoleDropped,
+    DeviceIo,
     Event,
     Failure,
     FaultInjected,
@@ -44,7 +45,7 @@ from soak.runmodel.failures import (
     Signatures,
     by_importance,
 )
-from soak.runmodel.vm import LIVE, Rate, VmRecord, VmState
+from soak.runmodel.vm import LIVE, DeviceTotals, Rate, VmRecord, VmState
 
 BOOT_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
 """Boot time: KVM boots take seconds, TCG boots under load several minutes."""
@@ -95,6 +96,8 @@ class RunModel:
         self._groups = LabelCap(64)
         self._faults = LabelCap(32)
         self._problems = LabelCap(32)
+        self._devices = LabelCap(16)
+        """Device names per VM (disk0-7, net, rng), at most 16 then ``other``."""
         self.stressor_names = LabelCap(32)
         """Stressor names, at most 32 then ``other``: every view uses the same capped names."""
         self.boot_time = LabeledHistograms(BOOT_BUCKETS, self._groups)
@@ -121,6 +124,7 @@ class RunModel:
             HeartbeatLate: self._heartbeat_late,
             ProcessSample: self._process_sample,
             WorkloadMetrics: self._workload,
+            DeviceIo: self._device_io,
             FaultInjected: self._fault,
             Failure: self._failure,
             VmStopped: self._vm_stopped,
@@ -267,6 +271,16 @@ class RunModel:
         rate.runs += 1
         if vm.state in LIVE:
             vm.workload[stressor] = e.bogo_ops_per_s
+
+    def _device_io(self, e: DeviceIo) -> None:
+        vm = self._vm(e.vm)
+        device = self._devices(e.device)
+        totals = vm.devices.get(device)
+        if totals is None:
+            totals = vm.devices[device] = DeviceTotals()
+        totals.add(e)
+        if vm.state in LIVE:
+            vm.device_io[device] = e
 
     def _fault(self, e: FaultInjected) -> None:
         fault = self._faults(e.fault)

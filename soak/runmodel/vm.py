@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from soak.events import Failure, Heartbeat, ProcessSample, VmInfo
+from soak.events import DeviceIo, Failure, Heartbeat, ProcessSample, VmInfo
 
 
 class VmState(StrEnum):
@@ -55,6 +55,27 @@ class Rate:
 
 
 @dataclass(slots=True)
+class DeviceTotals:
+    """A device's verified traffic over the whole run: time-weighted means, not means of means."""
+
+    read_bytes: float = 0.0
+    write_bytes: float = 0.0
+    seconds: float = 0.0
+    ops: float = 0.0
+    drops: int = 0
+
+    def add(self, e: DeviceIo) -> None:
+        self.read_bytes += e.read_bytes_per_s * e.seconds
+        self.write_bytes += e.write_bytes_per_s * e.seconds
+        self.ops += e.iops * e.seconds
+        self.seconds += e.seconds
+        self.drops += e.drops
+
+    def rate(self, total: float) -> float:
+        return total / self.seconds if self.seconds else 0.0
+
+
+@dataclass(slots=True)
 class VmRecord:
     """Everything the run model keeps about one VM (all bounded: no per-event lists)."""
 
@@ -87,6 +108,10 @@ class VmRecord:
     """Stressor -> bogo-ops per second, as last reported in this boot."""
     throughput: dict[str, Rate] = field(default_factory=dict)
     """Stressor -> mean bogo-ops per second over every run of it on this VM, all boots."""
+    devices: dict[str, DeviceTotals] = field(default_factory=dict)
+    """Device (``disk0``, ``net``, ``rng``) -> its verified traffic over all boots."""
+    device_io: dict[str, DeviceIo] = field(default_factory=dict)
+    """Device -> its last report in this boot."""
     first_ready: float | None = None
     first_fault: float | None = None
     faults: int = 0
@@ -126,8 +151,11 @@ class VmRecord:
         self.guest = None
         self.process = None
         self.workload.clear()
+        self.device_io.clear()
 
     def copy(self) -> VmRecord:
         """A copy that later events cannot change (for a scrape rendered outside the lock)."""
         throughput = {k: Rate(r.total, r.runs) for k, r in self.throughput.items()}
-        return replace(self, workload=dict(self.workload), throughput=throughput)
+        devices = {k: replace(d) for k, d in self.devices.items()}
+        return replace(self, workload=dict(self.workload), throughput=throughput, devices=devices,
+                       device_io=dict(self.device_io))

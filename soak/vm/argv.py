@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from soak.arch import ARCHES, DEFAULT_ARCH, Arch
+from soak.vm.devices import Device, device_argv
 
 SNAPSHOT_NODE = "snapdisk"
 """The qcow2 block node that holds the snapshot fault's vmstate (QMP snapshot-save needs a node name)."""
@@ -65,6 +66,8 @@ class QemuConfig:
     tcg_tb_size_mib: int = 64
     """TCG translation cache; the default 1 GiB costs ~30 MiB of RSS per guest for nothing."""
     extra_args: tuple[str, ...] = field(default=())
+    devices: tuple[Device, ...] = ()
+    """virtio disks, NIC, RNG, balloon (`soak.vm.devices`)."""
 
     @property
     def guest_arch(self) -> Arch:
@@ -137,6 +140,7 @@ def build_argv(config: QemuConfig) -> list[str]:
         "-action", "panic=pause",
         "-qmp", f"unix:{config.qmp_socket},server=on,wait=off",
     ]
+    argv += device_argv(config.devices)
     if config.incoming:
         argv += ["-incoming", config.incoming]
     argv += list(config.extra_args)

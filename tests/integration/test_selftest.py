@@ -31,7 +31,8 @@ def test_selftest_detects_every_failure_class(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     kinds = {e["kinds"] for e in summary["expectations"]}
     assert {"kernel-panic", "kernel-oops", "kernel-warning", "soft-lockup", "rcu-stall", "hung-task",
-            "memory-safety", "oom", "workload-failure", "qemu-crash", "qemu-hang", "guest-hang"} <= {
+            "memory-safety", "oom", "workload-failure", "qemu-crash", "qemu-hang", "guest-hang", "io-error",
+            "migration-failure"} <= {
         k for entry in kinds for k in entry.split("|")}
     assert "Expected vs detected" in done.stdout
     # the survivors took their faults and stayed up

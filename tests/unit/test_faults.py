@@ -46,7 +46,8 @@ def test_outcomes() -> None:
     assert Kind.KERNEL_OOPS in fault_type("oops").outcome
     assert fault_type("softlockup").outcome >= {Kind.SOFT_LOCKUP, Kind.RCU_STALL}
     assert all(f.guest == (name not in {"pause", "sigstop", "reset", "nmi", "vcpu-hotplug", "snapshot", "migrate", "kill",
-                                         "segv"}) for name, f in FAULT_TYPES.items())
+                                         "segv", "balloon", "disk-error", "disk-full", "disk-corrupt",
+                                         "link-down"}) for name, f in FAULT_TYPES.items())
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"profile", "recorder", "rundir", "metrics", "preflight"},
     {"runmodel"},
     {"journal"},
-    {"faults", "load"},
+    {"faults", "load", "devices"},
     {"vm", "image", "accel", "kvmprobe", "hostload", "hostoom", "classify", "detect", "diskio"},
     {"arch", "firmware"},
     {"events"},

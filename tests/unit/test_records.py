@@ -144,6 +144,8 @@ def _every_event() -> list[ev.Event]:
         ev.HeartbeatLate(t=130.0, vm="a-0", age_s=21.0),
         ev.ProcessSample(t=104.0, vm="a-0", pid=5, cpu_s=1.0, rss_bytes=10, threads=3, fds=9),
         ev.WorkloadMetrics(t=105.0, vm="a-0", stressor="cpu", bogo_ops=10, bogo_ops_per_s=1.0, seconds=10),
+        ev.DeviceIo(t=105.5, vm="a-0", device="disk0", seconds=2.5, read_bytes_per_s=3e7, write_bytes_per_s=2e7,
+                    iops=120.0, drops=1, nic_dropped=0),
         ev.FaultInjected(t=106.0, vm="a-0", fault="pause", seq=1, duration_s=1.0),
         ev.Failure(t=107.0, vm="a-0", kind=Kind.OOM, title="oom", boot=1, detected_by="console", latency_s=0.1,
                    faults=["pause#1"], evidence="vms/a-0/failures/001-oom"),

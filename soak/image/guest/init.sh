@@ -15,6 +15,9 @@
 #   soak_hb=SECS        heartbeat interval, fractional allowed (default 1)
 #   soak_hung=SECS      kernel.hung_task_timeout_secs
 #   soak_sysctl=a.b=v,c.d=w   any sysctls, comma separated
+#   soak_dev=blk,net,...  virtio devices the VM has: load their drivers (/lib/soak/devices/KIND)
+#   soak_net=user | pair:MINE:PEER   configure eth0 (user: QEMU's slirp; pair: a link to another
+#                       VM, whose traffic this guest echoes on port 7)
 
 PROTO=1
 RUN=/run/soak
@@ -41,6 +44,8 @@ boot() {
 			insmod /lib/soak/modules/$m.ko || note "insmod $m failed"
 		done </lib/soak/modules.order
 	fi
+	devices
+	network
 	case "$soak_hung" in
 	'' | *[!0-9]*) ;;
 	*) echo "$soak_hung" >/proc/sys/kernel/hung_task_timeout_secs || note "soak_hung=$soak_hung failed" ;;
@@ -60,7 +65,42 @@ boot() {
 	esac
 	echo "hb=$hb" >$RUN/params
 	echo "::respawn:/init agent" >/etc/inittab
+	[ -f /etc/inittab.extra ] && cat /etc/inittab.extra >>/etc/inittab
 	exec /bin/busybox init
+}
+
+# Load the drivers of the VM's virtio devices (soak_dev), each module once, in order.
+devices() {
+	old_ifs=$IFS
+	IFS=,
+	for d in $soak_dev; do
+		[ -f "/lib/soak/devices/$d" ] || { note "no drivers for device $d in this image" && continue; }
+		while read -r m; do
+			[ -d "/sys/module/$m" ] || insmod "/lib/soak/modules/$m.ko" || note "insmod $m failed"
+		done <"/lib/soak/devices/$d"
+	done
+	IFS=$old_ifs
+}
+
+# Bring eth0 up with soak's addresses (soak/devices/plan.py); a pair's guest echoes its peer's traffic.
+network() {
+	[ -n "$soak_net" ] || return 0
+	n=0
+	until [ -e /sys/class/net/eth0 ] || [ $n -ge 50 ]; do sleep 0.1 && n=$((n + 1)); done
+	ip link set lo up
+	ip link set eth0 up || note "eth0 did not come up"
+	case "$soak_net" in
+	user)
+		ip addr add 10.0.2.15/24 dev eth0
+		ip route add default via 10.0.2.2
+		;;
+	pair:*)
+		mine=${soak_net#pair:}
+		ip addr add "${mine%%:*}/24" dev eth0
+		echo "::respawn:/bin/busybox nc -ll -p 7 -e /bin/busybox cat" >>/etc/inittab.extra
+		;;
+	*) note "soak_net=$soak_net: unknown network" ;;
+	esac
 }
 
 send() { echo "$*" >&3; }

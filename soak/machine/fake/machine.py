@@ -232,6 +232,10 @@ class FakeMachine:
         return ["fake-qemu", "-name", self._name]
 
     @property
+    def disk_images(self) -> tuple[()]:
+        return ()
+
+    @property
     def has_agent(self) -> bool:
         return self.script.has_agent
 
