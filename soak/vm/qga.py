@@ -345,7 +345,7 @@ class QgaAgent:
         return hello
 
     async def _exec(self, script: str, *args: str) -> int:
-        if not self.exec:
+        if self.enabled and not self.exec:  # before the hello, the agent itself says no
             raise AgentError(f"{self.name}: the guest's agent does not allow guest-exec")
         reply = await self._call("guest-exec", {"path": "/bin/sh", "arg": ["-c", script, *args],
                                                 "capture-output": True})

@@ -20,7 +20,7 @@ MAX_JOB_LINES = 4096
 """Lines of one job's output turned into events (the first and last half; stress-ng prints far fewer)."""
 
 JOB_WRAPPER = f"""\
-d=/run/soak-qga; mkdir -p "$d" 2>/dev/null || d=/tmp; o="$d/$1.out"; f="$d/$1.pid"
+d=${{SOAK_QGA_DIR:-/run/soak-qga}}; mkdir -p "$d" 2>/dev/null || d=/tmp; o="$d/$1.out"; f="$d/$1.pid"
 $2 sh -c "$0" >"$o" 2>&1 </dev/null & p=$!; echo "$p" >"$f"; wait "$p"; rc=$?
 n=$(wc -c <"$o"); if [ "$n" -gt {OUTPUT_LIMIT} ]; then head -c {OUTPUT_LIMIT // 2} "$o"; echo
 echo "[soak: $((n - {OUTPUT_LIMIT})) bytes of output dropped]"; tail -c {OUTPUT_LIMIT // 2} "$o"; else cat "$o"; fi
@@ -30,9 +30,10 @@ rm -f "$o" "$f"; exit "$rc"
 `STOP_JOB` reaches all of it; or ``timeout -s KILL N``), keeps its pid, returns its exit status and
 at most `OUTPUT_LIMIT` bytes of its output."""
 STOP_JOB = """\
-p=$(cat "/run/soak-qga/$0.pid" 2>/dev/null || cat "/tmp/$0.pid" 2>/dev/null) || exit 0
+d=${SOAK_QGA_DIR:-/run/soak-qga}; [ -e "$d/$0.pid" ] || d=/tmp
+p=$(cat "$d/$0.pid" 2>/dev/null) || exit 0
 kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; i=0
-while [ -e "/run/soak-qga/$0.pid" ] || [ -e "/tmp/$0.pid" ]; do
+while [ -e "$d/$0.pid" ]; do
 [ $i -ge 50 ] && { kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p"; exit 0; }; sleep 0.1; i=$((i + 1)); done
 """
 """``sh -c STOP_JOB NAME``: SIGTERM to the job's process group, SIGKILL 5 s later (as soak's agent)."""
