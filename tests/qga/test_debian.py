@@ -4,9 +4,11 @@ The image is built from Debian's packages by `soak.image.osdisk` (or found in th
 `scripts/bootstrap` builds it on a fresh machine). One run, two guests:
 
 - ``deb-0`` (SeaBIOS): heartbeats with the guest's figures, stress-ng started by ``guest-exec``
-  with its metrics, host faults it must survive (pause, NMI, and a reset: the new boot id read
-  through the agent is the guest coming back), and at the end a clean ``guest-shutdown``
-  (systemd stops, the kernel powers off, QEMU exits 0, before any QMP quit).
+  with its metrics, host faults it must survive (pause, NMI, a paused migration to a new QEMU
+  sharing its overlay, where the agent conversation and the running stress-ng move along, and a
+  reset: the new boot id read through the agent is the guest coming back), and at the end a
+  clean ``guest-shutdown`` (systemd stops, the kernel powers off, QEMU exits 0, before any QMP
+  quit).
 - ``crash-0`` (OVMF): a guest fault through the agent, ``sysrq-crash``, found as the kernel
   panic it is.
 """
@@ -52,7 +54,7 @@ PROFILE = """
     memory = "512M"
     image = { disk = "soak:debian" }
     fault = [{ type = "pause", at = ["15s"], duration = "5s" }, { type = "nmi", at = ["25s"] },
-             { type = "reset", at = ["35s"] }]
+             { type = "migrate", mode = "paused", at = ["30s"] }, { type = "reset", at = ["40s"] }]
     [group.load]
     stressors = ["cpu", "vm"]
     pattern = "bursts"
@@ -114,7 +116,11 @@ async def test_a_debian_guest_through_qemus_guest_agent(tmp_path: Path, debian_b
     beats = [e for e in deb if isinstance(e, ev.Heartbeat)]
     assert len(beats) >= 20 and all(b.uptime_s > 0 and b.mem_available_kib > 0 for b in beats), beats[-1]
     assert {e.stressor for e in deb if isinstance(e, ev.WorkloadMetrics)} >= {"cpu", "vm"}
-    assert {e.fault for e in deb if isinstance(e, ev.FaultInjected)} >= {"pause", "nmi", "reset"}
+    assert {e.fault for e in deb if isinstance(e, ev.FaultInjected)} >= {"pause", "nmi", "migrate", "reset"}
+    migrated = [e for e in deb if isinstance(e, ev.Migrated)]
+    assert len(migrated) == 1 and migrated[0].ok, migrated
+    hello_t = [e.t for e in deb if isinstance(e, ev.VmReady)]
+    assert len(hello_t) == 1, "a migration and a reset are not new boots"
     assert not [e for e in deb if isinstance(e, ev.Failure)], "deb-0 must survive its faults"
 
     stopped = next(e for e in deb if isinstance(e, ev.VmStopped))
