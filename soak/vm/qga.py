@@ -12,10 +12,11 @@ commands the guest runner already speaks:
   and whether ``stress-ng`` is installed.
 - **Heartbeats**: the agent never speaks first, so soak asks: every heartbeat
   interval one ``guest-get-time`` (proof the guest's user space answers; unlike
-  ``guest-ping`` it is not written to the guest's syslog) and, where the guest
-  allows file reads, ``/proc/uptime``, ``/proc/loadavg`` and ``/proc/meminfo``
-  through handles kept open (a seek and a read each, pipelined). This is the
-  one per-VM timer in soak, and it is there because the agent does not push.
+  ``guest-ping`` it is not written to the guest's syslog) and, every
+  `FIGURES_EVERY_S` where the guest allows file reads, ``/proc/uptime``,
+  ``/proc/loadavg`` and ``/proc/meminfo`` through handles kept open (a seek and a
+  read each, pipelined). This is the one per-VM timer in soak, and it is there
+  because the agent does not push.
   A guest that stalls simply produces no heartbeat: the runner's watchdog
   decides what that means, as for soak's own agent.
 - **Reboots**: a rebooted guest runs a new agent, which knows none of soak's
@@ -79,6 +80,10 @@ PROTO = 0
 CALL_TIMEOUT_S = 5.0
 GREET_RETRY_S = 1.0
 """While the guest boots, how often the agent is asked again (a sync nobody answered is dropped)."""
+FIGURES_EVERY_S = 5.0
+"""The guest's uptime, load and memory are read this often (six more commands); the heartbeats in
+between carry the last figures, uptime advanced by the host's clock. Measured: a guest answering
+seven commands a second costs QEMU ~6 % of a core under TCG, one a second ~1 %."""
 JOB_POLL_S = 2.0
 """Each running job's status is asked at most this often (each ask is a line in the guest's syslog)."""
 RUN_POLL_S = 0.25
@@ -91,6 +96,17 @@ UPTIME, LOADAVG, MEMINFO, BOOT_ID = ("/proc/uptime", "/proc/loadavg", "/proc/mem
 FILE_COMMANDS = frozenset({"guest-file-open", "guest-file-seek", "guest-file-read", "guest-file-close"})
 EXEC_COMMANDS = frozenset({"guest-exec", "guest-exec-status"})
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Figures:
+    """The guest's own figures as last read, and when (the host's clock)."""
+
+    at: float
+    uptime: float
+    load1: float
+    mem_free_kib: int
+    mem_available_kib: int
 
 
 @dataclass
@@ -136,7 +152,7 @@ class QgaAgent:
         self._jobs: _Jobs = resume._jobs if resume else _Jobs()
         self._jobs.owner = self  # polled here from now on; a source's jobs wait for the switch
         self._seq: int = resume._seq if resume else 0
-        self._last_uptime: float = resume._last_uptime if resume else 0.0
+        self._figures: _Figures | None = resume._figures if resume else None
         self._next_poll = 0.0
         self._handed_over = False
 
@@ -266,7 +282,7 @@ class QgaAgent:
             features.add("stress-ng")
         if self.hello is None or boot_id != self.hello.boot_id:
             self._seq = 0
-            self._last_uptime = 0.0
+            self._figures = None
         self.hello = Hello(clock.now(), PROTO, release, nproc, meminfo.get("MemTotal", 0), boot_id,
                            f"qemu-ga {info.get('version', '?')}", frozenset(features), self.heartbeat_s)
         return self.hello
@@ -280,25 +296,27 @@ class QgaAgent:
 
     async def _beat(self) -> Heartbeat:
         await self._call("guest-get-time" if "guest-get-time" in self.enabled else "guest-ping")
-        uptime = load1 = 0.0
-        meminfo: dict[str, int] = {}
-        if self.files:
+        now = clock.now()
+        if self.files and (self._figures is None or now - self._figures.at >= FIGURES_EVERY_S):
             texts = await asyncio.gather(*(self._read_kept(p) for p in (UPTIME, LOADAVG, MEMINFO)),
                                          return_exceptions=True)
             for text in texts:
                 if isinstance(text, BaseException):
                     raise text
             up_text, load_text, mem_text = (str(t) for t in texts)
-            uptime = first_float(up_text)
-            load1 = first_float(load_text)
-            meminfo = parse_meminfo(mem_text)
-            if uptime < self._last_uptime:  # a reboot between two beats
-                self._last_uptime = uptime
+            memory = parse_meminfo(mem_text)
+            figures = _Figures(clock.now(), first_float(up_text), first_float(load_text),
+                               memory.get("MemFree", 0), memory.get("MemAvailable", 0))
+            if self._figures is not None and figures.uptime < self._figures.uptime:  # rebooted in between
+                self._figures = None
                 await self._check_boot()
-            self._last_uptime = uptime
+            self._figures = figures
         self._seq += 1
-        return Heartbeat(clock.now(), self._seq, uptime, load1, meminfo.get("MemFree", 0),
-                         meminfo.get("MemAvailable", 0))
+        f = self._figures
+        if f is None:
+            return Heartbeat(clock.now(), self._seq, 0.0, 0.0, 0, 0)
+        return Heartbeat(clock.now(), self._seq, round(f.uptime + clock.now() - f.at, 2), f.load1, f.mem_free_kib,
+                         f.mem_available_kib)
 
     @property
     def files(self) -> bool:
