@@ -230,6 +230,11 @@ class QgaAgent:
                         interval = min(interval, GREET_RETRY_S)
                 tick = max(tick + interval, clock.now())
                 await asyncio.sleep(tick - clock.now())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug here must not leave the runner waiting on a silent channel
+            self.log.exception("guest agent timer failed")
+            self._emit(Disconnected(clock.now(), f"guest agent timer failed: {exc!r}"))
         finally:
             if self.channel.closed is not None:
                 self._emit(Disconnected(clock.now(), self.channel.closed))
@@ -243,7 +248,7 @@ class QgaAgent:
         if self.hello is None:
             self._emit(await self._greet())
             return
-        if resync or not self._handles:  # the guest may have rebooted while it did not answer
+        if resync or (self.files and not self._handles):  # it may have rebooted while it did not answer
             await self._check_boot()
         self._emit(await self._beat())
         if self._jobs.owner is self and self._jobs.pids and clock.now() >= self._next_poll:
