@@ -33,9 +33,9 @@ from soak.firmware import Firmware
 
 BIOS = Firmware("bios")
 """SeaBIOS, QEMU's own x86 default."""
-DIRECT = Firmware("none")
+DIRECT = Firmware("none", boots_disks=False)
 """No firmware: QEMU places the kernel in memory and jumps to it."""
-OPENSBI = Firmware("opensbi")
+OPENSBI = Firmware("opensbi", boots_disks=False)
 """RISC-V's supervisor binary interface, bundled with QEMU (its ``virt`` default)."""
 OVMF = Firmware("uefi", "ovmf", Path("/usr/share/OVMF/OVMF_CODE_4M.fd"), Path("/usr/share/OVMF/OVMF_VARS_4M.fd"))
 AAVMF = Firmware("uefi", "qemu-efi-aarch64", Path("/usr/share/AAVMF/AAVMF_CODE.fd"),

@@ -14,6 +14,7 @@ soak working as intended. Exceptions are for soak's own inability to work::
                +-- LaunchError     QEMU did not start (argv, exit code, output kept)
                +-- QMPError        QMP failed to connect or answer in time
                +-- AgentError      the guest agent channel failed
+                    +-- AgentRefused  the agent answered: it will not (QEMU guest agent errors)
                +-- MetricsError    the metrics endpoint cannot be served
                +-- HistoryError    the run history cannot be used (locked, damaged, newer)
           +-- MigrationError       a live migration did not complete: the runner records it as a
@@ -95,6 +96,15 @@ class QMPError(InfraError):
 
 class AgentError(InfraError):
     """The guest agent channel could not be used."""
+
+
+class AgentRefused(AgentError):
+    """The agent answered a command with an error (QEMU's guest agent: its error class and words)."""
+
+    def __init__(self, message: str, *, error_class: str = "", desc: str = "") -> None:
+        self.error_class = error_class
+        self.desc = desc
+        super().__init__(message)
 
 
 class MetricsError(InfraError):

@@ -31,6 +31,8 @@ class Firmware:
     """Read-only pflash unit 0."""
     vars_template: Path | None = None
     """Copied per VM as writable pflash unit 1."""
+    boots_disks: bool = True
+    """It can load a bootloader from a disk (``image.disk`` without a kernel)."""
 
     @property
     def needs_files(self) -> bool:

@@ -44,6 +44,8 @@ from soak.devices.settings import MAX_DISKS, DiskSettings, Network
 from soak.errors import ProfileError
 from soak.faults.catalog import fault_type
 from soak.faults.settings import FaultSettings
+from soak.image.faults import FAULTS as GUEST_FAULT_SPECS
+from soak.image.faults import MODULE
 from soak.kinds import Kind
 from soak.load.settings import LoadSettings
 from soak.units import Bytes, Seconds, between, format_bytes, parse_size_bytes, parse_size_mib
@@ -195,12 +197,25 @@ class RestartSettings(_Strict):
 
 
 class ImageSettings(_Strict):
-    """The guest image; by default soak builds its own from Debian packages."""
+    """The guest image; by default soak builds its own from Debian packages.
+
+    ``kernel`` + ``initrd``: the user's own pair (booted by QEMU). ``disk``: a full OS on a disk
+    image (a path, or ``soak:debian`` built by soak), booted by its bootloader through the
+    group's firmware, or by ``kernel`` + ``initrd`` with the disk as their root; each VM writes
+    to its own overlay, never to the file (`soak.image.disk`).
+    """
 
     kernel: Path | None = None
     initrd: Path | None = None
     append: str = Field(default="", max_length=4096)
     """Extra kernel command line arguments."""
+    disk: str | None = Field(default=None, min_length=1, max_length=4096)
+    """A disk image file, or ``soak:NAME`` (`soak.image.disk.SOAK_DISKS`)."""
+    format: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,15}$")
+    """The disk's format as qemu-img names it (qcow2, raw, vmdk ...); default: what qemu-img finds."""
+    agent: Literal["qga", "none"] | None = None
+    """What runs in a disk's OS for soak to talk to: ``qga`` (QEMU's guest agent) or ``none``
+    (console, QMP and process only); default ``qga`` for ``soak:`` disks, ``none`` for others."""
 
     @field_validator("kernel", "initrd", mode="before")
     @classmethod
@@ -211,20 +226,53 @@ class ImageSettings(_Strict):
             _printable(value)
         return value
 
-    @field_validator("append")
+    @field_validator("append", "disk")
     @classmethod
-    def _append_printable(cls, value: str) -> str:
-        return _printable(value)
+    def _append_printable(cls, value: str | None) -> str | None:
+        return value if value is None else _printable(value)
+
+    @field_validator("disk")
+    @classmethod
+    def _known_soak_disk(cls, value: str | None) -> str | None:
+        from soak.image.disk import SOAK_DISKS, soak_disk_name
+
+        name = soak_disk_name(value or "")
+        if name is not None and name not in SOAK_DISKS:
+            raise ValueError(f"no disk image {value!r}; soak builds {', '.join('soak:' + d for d in SOAK_DISKS)}")
+        return value
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> ImageSettings:
         if (self.kernel is None) != (self.initrd is None):
             raise ValueError("set both kernel and initrd, or neither (to use the default image)")
+        if self.disk is None:
+            if self.format is not None or self.agent is not None:
+                raise ValueError(f"{'format' if self.format else 'agent'} applies to a disk image: set disk too")
+            return self
+        if self.soak_disk and self.kernel is not None:
+            raise ValueError(f"{self.disk} boots its own kernel: drop kernel and initrd")
+        if self.soak_disk and self.format not in (None, "qcow2"):
+            raise ValueError(f"{self.disk} is a qcow2 image: drop format")
+        if self.kernel is None and self.append and not self.soak_disk:
+            raise ValueError("append needs kernel and initrd: a disk without them boots its bootloader's "
+                             "command line")
         return self
 
     @property
     def is_default(self) -> bool:
-        return self.kernel is None
+        return self.kernel is None and self.disk is None
+
+    @property
+    def soak_disk(self) -> bool:
+        """The disk is one soak builds (``soak:debian``)."""
+        return self.disk is not None and self.disk.startswith("soak:")
+
+    @property
+    def disk_agent(self) -> str | None:
+        """``qga`` or ``none`` for a disk image (its default decided), None without a disk."""
+        if self.disk is None:
+            return None
+        return self.agent or ("qga" if self.soak_disk else "none")
 
 
 def _int_choices(value: Any) -> Any:
@@ -347,6 +395,40 @@ class GroupSettings(_Strict):
             if needs == "migration" and self.network == "pair":
                 raise ValueError(f"group {self.name}: fault 'migrate' does not apply to network = 'pair': "
                                  "both QEMUs of a migration would need the link's one datagram socket")
+        return self
+
+    @model_validator(mode="after")
+    def _fits_the_disk(self) -> GroupSettings:
+        """A disk image's agent must be able to do what the group asks of it, its firmware to boot it."""
+        image, arch = self.image, ARCHES[self.arch]
+        agent = image.disk_agent
+        if agent is None:
+            return self
+        if image.soak_disk and arch.name != "x86_64":
+            raise ValueError(f"group {self.name}: {image.disk} is built for x86_64 guests, not {arch.name}")
+        firmware = arch.firmware(self.firmware)
+        if image.kernel is None and not image.soak_disk and not firmware.boots_disks:
+            raise ValueError(f"group {self.name}: a disk without kernel and initrd boots through its bootloader, "
+                             f"which firmware {firmware.name!r} cannot load (choose another firmware of {arch.name})")
+        if self.disks or self.network is not None or self.rng:
+            raise ValueError(f"group {self.name}: disks, network and rng are loaded and checked by soak's own agent; "
+                             f"a disk image ({image.disk}) runs QEMU's guest agent, so give these devices to a "
+                             "group on soak's default image")
+        if agent == "none" and self.load is not None:
+            raise ValueError(f"group {self.name}: load needs an agent in the guest, and the disk image has none "
+                             "(set image.agent = 'qga' if it runs qemu-guest-agent)")
+        for fault in self.fault:
+            if not fault_type(fault.type).guest:
+                continue
+            if agent == "none":
+                raise ValueError(f"group {self.name}: guest fault {fault.type!r} needs an agent in the guest, and the "
+                                 "disk image has none (set image.agent = 'qga' if it runs qemu-guest-agent)")
+            spec = GUEST_FAULT_SPECS.get(fault.type)
+            if spec is not None and spec.source == MODULE:
+                raise ValueError(f"group {self.name}: fault {fault.type!r} needs soak's agent and its fault module; "
+                                 f"a disk image runs QEMU's guest agent, which can provoke "
+                                 f"{', '.join(n for n, s in GUEST_FAULT_SPECS.items() if s.source != MODULE)}"
+                                 " and corrupt")
         return self
 
     @field_validator("expect", "tolerate")

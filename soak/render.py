@@ -51,6 +51,10 @@ def render_summary(summary: Summary, console: Console, run_dir: Path | None = No
         + (f" · faults injected {sum(summary.faults.values())}" if summary.faults else "")
         + (_superseded_totals(summary) if merged else "")
     )
+    if times := summary.boot_times:
+        console.print("Boot to ready: " + " · ".join(
+            f"{key} {t['mean_s']:.1f} s (max {t['max_s']:.1f} s, {t['boots']} boots)" for key, t in times.items()),
+            highlight=False)
     if summary.failures:
         console.print(_failures(summary, run_dir, statuses, merged))
     else:

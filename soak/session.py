@@ -95,12 +95,14 @@ def select_fleet(profile: Profile, only: list[str], shard: Shard | None = None) 
 
 
 def resolve_images(fleet: list[VmSpec], progress: Callable[[str], None]) -> dict[str, BootImage]:
-    """The kernel and initrd of each group: the user's own, or soak's default image of its architecture.
+    """What each group boots: the user's kernel and initrd, a disk image, or soak's default image
+    of its architecture.
 
     Each architecture's default image is looked up (or built) once; whether it can provoke the
     group's guest faults is `soak.preflight.check_guest_faults`'s question.
 
-    :raise ImageError: the image cannot be built or a user's file is missing.
+    :raise ImageError: the image cannot be built.
+    :raise UsageError: a user's file is missing, or a disk qemu-img cannot read.
     """
     from soak.image import GuestImage, ensure_default_image, image_from_files
 
@@ -111,6 +113,9 @@ def resolve_images(fleet: list[VmSpec], progress: Callable[[str], None]) -> dict
             continue
         settings = spec.image
         extra = tuple(settings.append.split())
+        if settings.disk is not None:
+            images[spec.group] = disk_boot_image(spec, progress)
+            continue
         if settings.kernel is not None and settings.initrd is not None:
             try:
                 own = image_from_files(settings.kernel, settings.initrd)
@@ -126,6 +131,39 @@ def resolve_images(fleet: list[VmSpec], progress: Callable[[str], None]) -> dict
         images[spec.group] = BootImage(default.kernel, default.initrd, extra, label, agent=True,
                                        features=default.features, notes=default.notes)
     return images
+
+
+def disk_boot_image(spec: VmSpec, progress: Callable[[str], None]) -> BootImage:
+    """A group's full OS disk: soak's own (built on first use) or the user's file, checked by qemu-img.
+
+    :raise ImageError: soak's disk cannot be built.
+    :raise UsageError: the user's disk, kernel or initrd is missing or unreadable.
+    """
+    from soak.image import image_from_files
+    from soak.image.disk import inspect_disk, soak_disk_name
+    from soak.image.osdisk import ensure_os_disk
+
+    settings = spec.image
+    assert settings.disk is not None
+    extra = tuple(settings.append.split())
+    agent = settings.disk_agent
+    name = soak_disk_name(settings.disk)
+    if name is not None:
+        own = ensure_os_disk(name, progress=progress)
+        return BootImage(own.kernel, own.initrd, own.kernel_args + extra, own.label, agent=agent == "qga",
+                         features=own.features if agent == "qga" else frozenset(), notes=own.notes,
+                         disk=own.disk.path, disk_format=own.disk.format, agent_kind=agent or "none")
+    try:
+        disk = inspect_disk(Path(settings.disk), settings.format)
+        kernel = initrd = None
+        if settings.kernel is not None and settings.initrd is not None:
+            files = image_from_files(settings.kernel, settings.initrd)
+            kernel, initrd = files.kernel, files.initrd
+    except ImageError as exc:  # the user's own file: their mistake, not soak's
+        raise UsageError(f"group {spec.group!r}: {exc}") from None
+    return BootImage(kernel, initrd, extra, f"disk:{disk.path.name}", agent=agent == "qga",
+                     features=frozenset({"qga"}) if agent == "qga" else frozenset(), disk=disk.path,
+                     disk_format=disk.format, agent_kind=agent or "none")
 
 
 def check_host_can_boot(fleet: list[VmSpec], configured_qemu: str) -> dict[str, str]:
@@ -197,7 +235,7 @@ class Session:
         self.images = resolve_images(self.fleet, lambda line: self.console.print(f"image: {line}", highlight=False))
         check_guest_faults(source, self.profile, self.images)
         check_initrd_fits(source, self.fleet, {group: image.initrd.stat().st_size
-                                               for group, image in self.images.items()})
+                                               for group, image in self.images.items() if image.initrd})
         try:
             self.run_dir.create()
             shutil.copyfile(self.options.profile_path, self.run_dir.root / "profile.toml")

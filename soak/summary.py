@@ -79,6 +79,11 @@ class VmSummary:
     host: str = ""
     """The host that ran it ("" in a journal written before shards)."""
     shard: int = 0
+    readies: int = 0
+    """Boots that became ready (QEMU start to the agent's hello, or to running without an agent)."""
+    boot_s: float = 0.0
+    """Their mean time to ready."""
+    boot_max_s: float = 0.0
 
 
 @dataclass
@@ -192,6 +197,20 @@ class Summary:
         return sum(g.unexpected for g in self.failures)
 
     @property
+    def boot_times(self) -> dict[str, dict[str, float]]:
+        """Time to ready per ``arch/firmware``: boots, mean and slowest (``summary --json``'s ``boot_time``)."""
+        times: dict[str, dict[str, float]] = {}
+        for vm in self.vms.values():
+            if not vm.readies:
+                continue
+            entry = times.setdefault(f"{vm.arch}/{vm.firmware}", {"boots": 0, "total_s": 0.0, "max_s": 0.0})
+            entry["boots"] += vm.readies
+            entry["total_s"] += vm.boot_s * vm.readies
+            entry["max_s"] = max(entry["max_s"], vm.boot_max_s)
+        return {key: {"boots": int(e["boots"]), "mean_s": round(e["total_s"] / e["boots"], 3),
+                      "max_s": round(e["max_s"], 3)} for key, e in sorted(times.items())}
+
+    @property
     def missed_expectations(self) -> int:
         return sum(not e.met for e in self.expectations)
 
@@ -232,6 +251,7 @@ class Summary:
                 "infra_problems": self.infra_total,
                 "faults": sum(self.faults.values()),
             },
+            "boot_time": self.boot_times,
             "vms": [
                 {
                     "name": v.name,
@@ -241,6 +261,7 @@ class Summary:
                     "arch": v.arch,
                     "firmware": v.firmware,
                     "boots": v.boots,
+                    "boot_s": round(v.boot_s, 3),
                     "failures": v.failures,
                     "expected_failures": v.expected_failures,
                     "uptime_s": round(v.uptime_s, 3),
@@ -339,6 +360,9 @@ def summary_of(model: RunModel, *, now: float | None = None) -> Summary:
                 console_dropped_bytes=vm.console_dropped_bytes,
                 host=run.host if run else "",
                 shard=run.shard if run else 0,
+                readies=vm.boot_time.runs,
+                boot_s=vm.boot_time.mean,
+                boot_max_s=vm.boot_max_s,
             )
             for vm in model.vms.values()
         },

@@ -47,6 +47,7 @@ def doctor(qemu: str) -> None:
     table.add_row("guest image", _image_status(fatal))
     for label, status in _guest_rows(qemu):
         table.add_row(label, status)
+    table.add_row("soak:debian", _disk_status())
     memory = psutil.virtual_memory()
     table.add_row("host", f"{os.cpu_count()} CPUs, {memory.available / 2**30:.1f} GiB free of {memory.total / 2**30:.1f} GiB")
     if memory.available < 512 * 2**20:
@@ -75,6 +76,21 @@ def _image_status(fatal: list[str]) -> str:
         fatal.append("no guest image and none can be built")
         return f"[red]none cached, cannot build: {exc}[/]"
     return f"[yellow]not built yet[/]: `soak image build` or the first `soak run` builds it into {root}"
+
+
+def _disk_status() -> str:
+    """The full OS disk image: cached, or can it be built (mmdebstrap, mke2fs, qemu-img)?"""
+    from soak.image.osdisk import cached_disks
+
+    disks = cached_disks()
+    if disks:
+        disk, meta = disks[0]
+        return (f"[green]cached[/] {disk.label} {meta.get('kernel_release')} "
+                f"({disk.disk.path.stat().st_size / 2**20:.0f} MiB, {disk.disk.path.parent})")
+    missing = [tool for tool in ("mmdebstrap", "mke2fs", "qemu-img") if shutil.which(tool) is None]
+    if missing:
+        return f"[yellow]cannot be built: no {', '.join(missing)}[/] (apt-get install mmdebstrap e2fsprogs qemu-utils)"
+    return "[yellow]not built yet[/]: `soak image build --disk debian` or the first run that uses it"
 
 
 def _guest_rows(qemu: str) -> list[tuple[str, str]]:

@@ -12,6 +12,8 @@ from rich.markup import escape
 from soak.arch import ARCHES, DEFAULT_ARCH
 from soak.image import cache_root, ensure_default_image
 from soak.image.cache import ImageCache
+from soak.image.disk import SOAK_DISKS
+from soak.image.osdisk import cached_disks, ensure_os_disk
 
 _cache_dir = click.option(
     "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -29,14 +31,25 @@ def image() -> None:
 
 
 @image.command()
-@click.option("--arch", "arches", multiple=True, default=[DEFAULT_ARCH], show_default=True,
+@click.option("--arch", "arches", multiple=True, default=None, show_default=DEFAULT_ARCH,
               type=click.Choice([*ARCHES, "all"]), help="Guest architecture (repeat it, or 'all').")
+@click.option("--disk", "disks", multiple=True, type=click.Choice(SOAK_DISKS),
+              help="A full OS disk image instead (soak:NAME in a profile); with --arch too, both.")
 @click.option("--force", is_flag=True, help="Rebuild (and refresh foreign package lists) even if cached.")
 @_cache_dir
-def build(arches: tuple[str, ...], force: bool, cache_dir: Path | None) -> None:
-    """Build the default guest image of each architecture (or find it in the cache) and print where it is."""
+def build(arches: tuple[str, ...], disks: tuple[str, ...], force: bool, cache_dir: Path | None) -> None:
+    """Build the default guest image of each architecture, or a disk image (or find it in the cache)."""
     console = Console(highlight=False)
-    for name in ARCHES if "all" in arches else dict.fromkeys(arches):
+    for disk in dict.fromkeys(disks):
+        started = time.monotonic()
+        built = ensure_os_disk(disk, cache_dir, force=force, progress=lambda m: console.print(f"  {escape(m)}"))
+        console.print(f"disk    {built.label} {built.disk.path} ({_mib(built.disk.path.stat().st_size)}, "
+                      f"{time.monotonic() - started:.1f} s)", soft_wrap=True)
+        console.print(f"kernel  {built.kernel} + {built.initrd.name if built.initrd else '-'} "
+                      f"({' '.join(built.kernel_args)})", soft_wrap=True)
+    if disks and not arches:
+        return
+    for name in ARCHES if "all" in arches else dict.fromkeys(arches or [DEFAULT_ARCH]):
         started = time.monotonic()
         result = ensure_default_image(cache_dir, arch=name, force=force,
                                       progress=lambda m: console.print(f"  {escape(m)}"))
@@ -56,6 +69,10 @@ def info(cache_dir: Path | None) -> None:
     root = cache_root(cache_dir)
     cache = ImageCache(root)
     images = cache.list()
+    for disk, meta in cached_disks(cache_dir):
+        built = time.strftime("%Y-%m-%d %H:%M", time.localtime(float(meta.get("built_at", 0))))
+        console.print(f"{disk.label}  disk {_mib(disk.disk.path.stat().st_size)}  {meta.get('kernel_release')}  "
+                      f"built {built} in {meta.get('build_seconds')} s  {disk.disk.path}", soft_wrap=True)
     if not images:
         console.print(f"no image cached in {root}: `soak image build` or the first `soak run` builds one")
         return

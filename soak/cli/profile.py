@@ -28,6 +28,7 @@ def check(paths: tuple[Path, ...]) -> None:
     for path in paths:
         loaded = load_profile(path)
         _check_fault_module(path, loaded)
+        _check_disks(path, loaded)
         fleet = expand_fleet(loaded)
         shapes = ", ".join(f"{vm.name} {vm.vcpus}x{vm.memory_mib}M" for vm in fleet[:12])
         more = f" (+{len(fleet) - 12} more)" if len(fleet) > 12 else ""
@@ -54,3 +55,21 @@ def _check_fault_module(path: Path, loaded: Profile) -> None:
         if problem := module_problem(arch, cache.read_resolved(arch.name).compiler):
             raise ProfileError(str(path), f"group[{i}].fault", f"group {group.name} ({arch.name}): fault "
                                f"{needs[0]!r} needs soak's fault module, which cannot be built here: {problem}")
+
+
+def _check_disks(path: Path, loaded: Profile) -> None:
+    """A group's own disk image must be a file qemu-img can read (soak's disks are built on first use).
+
+    :raise ProfileError: naming the group's ``image.disk`` and what qemu-img said.
+    """
+    from soak.errors import ImageError
+    from soak.image.disk import inspect_disk, soak_disk_name
+
+    for i, group in enumerate(loaded.group):
+        disk = group.image.disk
+        if disk is None or soak_disk_name(disk) is not None:
+            continue
+        try:
+            inspect_disk(Path(disk), group.image.format)
+        except ImageError as exc:
+            raise ProfileError(str(path), f"group[{i}].image.disk", str(exc)) from None

@@ -111,6 +111,8 @@ class Boot:
     host_trouble: str | None = None
     """The host or soak, not the guest, ended this boot (phase failed): QEMU refused to start,
     the host's OOM killer killed it ..."""
+    findings: int = 0
+    """Guest failures recorded in this boot: once there is one, what follows comes from it."""
     retire: bool = False
     """Booting again is pointless (QEMU refuses this VM's configuration)."""
     stop_reason: str | None = None

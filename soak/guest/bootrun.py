@@ -34,6 +34,7 @@ from soak.guest.watchers import (
     sample_process,
     watch_exit,
 )
+from soak.kinds import Kind
 from soak.machine import Machine
 from soak.vm import evidence
 from soak.vm.console import ConsoleSink
@@ -205,6 +206,12 @@ class BootRun:
             await self.record(verdict, detected_by, extra=files, first_seen=first_seen)
         boot.over.set()
 
+    def explained_by_guest(self, kind: Kind) -> bool:
+        """A lost-time report (``kind``) or a lost heartbeat is the guest's, however starved the host:
+        this boot already has a guest failure (what follows comes from it), or a fault soak
+        injected intended ``kind``."""
+        return bool(self.boot.findings) or self.vm.failures.faults.intended(kind, clock.now())
+
     def fail_by_host(self, problem: str, message: str, *, retire: bool) -> None:
         """The host or soak ended the boot (QEMU refused to start, the host's OOM killer): an
         infrastructure problem, not a guest failure."""
@@ -215,6 +222,7 @@ class BootRun:
     async def record(self, verdict: Verdict, detected_by: str, *, corrupted: bool = False,
                      report_text: str = "", extra: dict[str, str] | None = None,
                      first_seen: float | None = None) -> None:
+        self.boot.findings += 1
         await self.vm.failures.record(self.boot.number, list(self.machine.argv), verdict, Evidence(
             detected_by, first_seen=first_seen, corrupted=corrupted, report_text=report_text, files=extra))
 

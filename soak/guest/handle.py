@@ -70,6 +70,8 @@ class BootHandle:
         if self._boot.phase is Phase.READY:
             self._run.console.new_stage()
             self._boot.expect_reboot(clock.now())
+            if self._boot.load_task is not None:  # its runs die with this kernel: the next hello starts afresh
+                self._boot.load_task.cancel()  # (waiting on them would call a slow reboot a stuck stress-ng)
 
     async def migrate(self, settings: FaultSettings, seq: int) -> str:
         return await migrate(self._run, settings, seq)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from typing import TYPE_CHECKING
 
 from soak import clock
@@ -18,6 +19,7 @@ from soak.detect.boot import boot_timeout_verdict
 from soak.detect.hang import hang_verdict
 from soak.guest.boot import Phase
 from soak.guest.hang import diagnose_hang
+from soak.kinds import Kind
 
 if TYPE_CHECKING:
     from soak.guest.bootrun import BootRun
@@ -78,7 +80,10 @@ class Watchdog:
         diagnosis = await diagnose_hang(run.machine, loop_lag_s=age - run.watch.hang_timeout)
         if boot.last_heartbeat != seen_at or boot.phase is not Phase.READY:
             return boot.watching  # it answered after all (a slow guest is not a hung one), or a window opened
-        verdict = hang_verdict(diagnosis.facts)
+        facts = diagnosis.facts
+        if facts.host_starved and run.explained_by_guest(Kind.GUEST_HANG):
+            facts = dataclasses.replace(facts, host_starved=False)
+        verdict = hang_verdict(facts)
         if verdict is None:
             run.emit(ev.InfraProblem(vm=run.vm.spec.name, problem="host-starved",
                                      message=f"no heartbeat for {age:.1f}s while the host was starved "

@@ -116,7 +116,8 @@ class ConsoleWatch:
         first_seen, self._crash_seen_at = self._crash_seen_at, None
         for i, report in enumerate(reports):
             verdict = _console_verdict(report)
-            if verdict.kind in LOST_TIME_KINDS and not verdict.terminal and (starved := hostload.host_starved_lately()):
+            lost_time = verdict.kind in LOST_TIME_KINDS and not verdict.terminal
+            if lost_time and not run.explained_by_guest(verdict.kind) and (starved := hostload.host_starved_lately()):
                 run.emit(ev.InfraProblem(vm=run.vm.spec.name, problem="host-starved", message=(
                     f"the guest reported {verdict.title!r} while the host was starved ({starved}): "
                     "time the host did not give its vCPUs, not a finding about the guest")))

@@ -24,18 +24,24 @@ from soak.vm.devices import Balloon, Device, Disk, Nic, Rng, guest_device_names
 
 @dataclass(frozen=True, slots=True)
 class BootImage:
-    """The kernel and initrd a group boots, resolved (soak's default image or the user's own)."""
+    """What a group boots, resolved: soak's default image, the user's kernel and initrd, or a disk image."""
 
-    kernel: Path
-    initrd: Path
+    kernel: Path | None
+    """None: the disk's bootloader boots it."""
+    initrd: Path | None
     kernel_args: tuple[str, ...]
     label: str
     agent: bool
-    """soak's agent is the guest's /init: heartbeats, commands, guest faults."""
+    """An agent soak talks to runs in the guest: heartbeats, commands, guest faults (``agent_kind``)."""
     features: frozenset[str] = frozenset()
     """What the guest can do (soak.image.model.FEATURE_*): checked against the profile's faults."""
     notes: tuple[str, ...] = ()
     """Why a feature is missing (e.g. no compiler for the fault module)."""
+    disk: Path | None = None
+    """A full OS disk image (`soak.image.disk`): each boot of each VM gets an overlay of it."""
+    disk_format: str = "qcow2"
+    agent_kind: str = "soak"
+    """``soak`` (soak's /init), ``qga`` (QEMU's guest agent, `soak.vm.qga`) or ``none``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +73,8 @@ class BootFiles:
     """This VM's end of a ``pair`` link (a unix datagram socket) ..."""
     net_peer_socket: Path | None = None
     """... and its peer's."""
+    boot_disk: Path | None = None
+    """The VM's overlay of its image's disk (a migration's two sides share it by path)."""
 
 
 def host_tsc_khz() -> int | None:
@@ -84,8 +92,10 @@ def machine_config(spec: VmSpec, image: BootImage, host: Host, files: BootFiles,
                    heartbeat_interval: float) -> QemuConfig:
     """The QEMU configuration of boot number ``boot`` of ``spec``."""
     devices = vm_devices(spec, files)
-    agent_args = (f"soak_hb={heartbeat_interval:g}", f"soak_vm={spec.name}", f"soak_boot={boot}",
-                  *device_kernel_args(spec, devices))
+    agent_args: tuple[str, ...] = ()
+    if image.agent_kind == "soak":
+        agent_args = (f"soak_hb={heartbeat_interval:g}", f"soak_vm={spec.name}", f"soak_boot={boot}",
+                      *device_kernel_args(spec, devices))
     guest_faults = [f.type for f in spec.faults if f.type in GUEST_FAULTS]
     extra: tuple[str, ...] = ()
     if files.snapshot_disk is not None:
@@ -109,6 +119,8 @@ def machine_config(spec: VmSpec, image: BootImage, host: Host, files: BootFiles,
         tsc_khz=host.tsc_khz,
         qmp_socket=files.qmp_socket,
         agent_socket=files.agent_socket,
+        boot_disk=files.boot_disk,
+        agent_channel=image.agent_kind,
         incoming="defer" if files.migration_socket is not None else None,
         extra_args=extra,
         devices=devices,

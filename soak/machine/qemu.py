@@ -3,9 +3,11 @@
 `QemuLauncher` turns a VM spec into a running `QemuMachine` for each boot:
 it names the boot's host-side files (sockets in a short temporary directory,
 disks in the VM's run directory), creates what must exist before QEMU starts
-(a qcow2 for the snapshot fault, with ``qemu-img`` run asynchronously under a
-deadline), computes the configuration (`soak.machine.config`) and spawns QEMU
-(`soak.vm.process`: it dies with soak).
+(a qcow2 for the snapshot fault, a full OS image's overlay: ``qemu-img`` run
+asynchronously under a deadline), computes the configuration
+(`soak.machine.config`) and spawns QEMU (`soak.vm.process`: it dies with soak).
+The agent channel speaks what the image runs: soak's agent
+(`soak.vm.agent.AgentClient`) or QEMU's guest agent (`soak.vm.qga.QgaAgent`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from soak.firmware import vars_store
 from soak.machine.base import Machine, MachineLauncher, MigrationStats, Postmortem, ProcessFigures
 from soak.machine.config import BootFiles, BootImage, Host, machine_config
 from soak.machine.migrate import migrate
+from soak.machine.overlay import OVERLAY_NAME, create_overlay
 from soak.profile import VmSpec
 from soak.rundir import RunDir
 from soak.vm import coredump, evidence
@@ -40,6 +43,7 @@ from soak.vm.argv import build_argv
 from soak.vm.channels import GuestAgent
 from soak.vm.console import read_tail
 from soak.vm.process import QemuProcess
+from soak.vm.qga import QgaAgent
 from soak.vm.qmp import QmpEvent, QmpSession
 
 QEMU_IMG_TIMEOUT_S = 30.0
@@ -59,11 +63,15 @@ class QemuMachine:
     """One QEMU process and the channels soak opened to it (see `soak.machine.base.Machine`)."""
 
     def __init__(self, name: str, process: QemuProcess, files: BootFiles, *, has_agent: bool,
-                 stderr: StderrLog, qmp_timeout: float, cores: CorePolicy, vm_dir: Path) -> None:
+                 stderr: StderrLog, qmp_timeout: float, cores: CorePolicy, vm_dir: Path,
+                 agent_kind: str = "soak", heartbeat_interval: float = 1.0) -> None:
         self._name = name
         self._process = process
         self._files = files
         self._has_agent = has_agent
+        self._agent_kind = agent_kind
+        """``soak`` or ``qga``: which agent `connect_agent` talks to."""
+        self._heartbeat_interval = heartbeat_interval
         self._stderr = stderr
         self._qmp_timeout = qmp_timeout
         self._cores = cores
@@ -72,7 +80,7 @@ class QemuMachine:
         self._spawned_wall = time.time()
         self._oom_baseline = hostoom.oom_baseline(process.pid)
         self._qmp: QmpSession | None = None
-        self._agent: AgentClient | None = None
+        self._agent: AgentClient | QgaAgent | None = None
         try:
             self._ps: psutil.Process | None = psutil.Process(process.pid)
         except psutil.Error:
@@ -107,7 +115,7 @@ class QemuMachine:
         return self._qmp
 
     @property
-    def agent(self) -> AgentClient | None:
+    def agent(self) -> AgentClient | QgaAgent | None:
         return self._agent
 
     @property
@@ -124,10 +132,15 @@ class QemuMachine:
         self._qmp = session
         return session
 
-    async def connect_agent(self, *, timeout: float, resume: GuestAgent | None = None) -> AgentClient:
-        # the old channel may still send a command or two until the switch: leave it room
-        first_id = resume.last_id + RESUME_ID_GAP if isinstance(resume, AgentClient) else 1
-        agent = AgentClient(self._files.agent_socket, name=self._name, first_id=first_id)
+    async def connect_agent(self, *, timeout: float, resume: GuestAgent | None = None) -> AgentClient | QgaAgent:
+        agent: AgentClient | QgaAgent
+        if self._agent_kind == "qga":  # the image says which agent it runs
+            agent = QgaAgent(self._files.agent_socket, name=self._name, heartbeat_s=self._heartbeat_interval,
+                             call_timeout=self._qmp_timeout, resume=resume if isinstance(resume, QgaAgent) else None)
+        else:
+            # the old channel may still send a command or two until the switch: leave it room
+            first_id = resume.last_id + RESUME_ID_GAP if isinstance(resume, AgentClient) else 1
+            agent = AgentClient(self._files.agent_socket, name=self._name, first_id=first_id)
         try:
             await agent.connect(timeout=timeout)
         except AgentError:
@@ -274,7 +287,10 @@ class QemuLauncher:
         (a migration runs two at once), disks are shared by path."""
         n = self._machines[spec.name] = self._machines.get(spec.name, 0) + 1
         sockets = self.socket_dir
-        snapshot = self.run_dir.vm_dir(spec.name) / "snapshot.qcow2" if spec.needs_snapshot_disk else None
+        # a full OS's overlay holds the snapshot fault's vmstate itself (its disk is saved with it)
+        boot_disk = self.run_dir.vm_dir(spec.name) / OVERLAY_NAME if self.images[spec.group].disk else None
+        snapshot = (self.run_dir.vm_dir(spec.name) / "snapshot.qcow2"
+                    if spec.needs_snapshot_disk and boot_disk is None else None)
         uefi = ARCHES[spec.arch].firmware(spec.firmware).vars_template is not None
         disks = tuple(self.disk_dir(spec, tmpfs=d.backing == "tmpfs") / f"disk{i}.{d.format}"
                       for i, d in enumerate(spec.disks))
@@ -284,7 +300,8 @@ class QemuLauncher:
                          migration_socket=sockets / f"{spec.name}.{n}.mig" if incoming else None,
                          firmware_vars=self.run_dir.vm_dir(spec.name) / "efivars.fd" if uefi else None,
                          disks=disks, net_socket=sockets / f"{spec.name}.net" if pair else None,
-                         net_peer_socket=sockets / f"{spec.net_peer}.net" if pair else None)
+                         net_peer_socket=sockets / f"{spec.net_peer}.net" if pair else None,
+                         boot_disk=boot_disk)
 
     async def launch(self, spec: VmSpec, boot: int, *, incoming: bool = False) -> QemuMachine:
         """:raise LaunchError: a file QEMU needs cannot be made, or QEMU cannot be executed."""
@@ -299,6 +316,8 @@ class QemuLauncher:
             await self._make_disks(spec, files)
         if files.net_socket is not None:
             files.net_socket.unlink(missing_ok=True)
+        if files.boot_disk is not None and image.disk is not None and not incoming:  # fresh at every boot
+            await create_overlay(files.boot_disk, image.disk, image.disk_format)
         if files.firmware_vars is not None:  # made once per VM, kept across its boots like NVRAM
             try:
                 vars_store(ARCHES[spec.arch].firmware(spec.firmware), files.firmware_vars)
@@ -312,7 +331,8 @@ class QemuLauncher:
             build_argv(config), stderr_path=stderr.path, cwd=vm_dir,  # a core dump lands in the VM's folder
             core_limit=None if self.cores == "off" else coredump.core_limit())
         return QemuMachine(spec.name, process, files, has_agent=image.agent, stderr=stderr,
-                           qmp_timeout=self.qmp_timeout, cores=self.cores, vm_dir=vm_dir)
+                           qmp_timeout=self.qmp_timeout, cores=self.cores, vm_dir=vm_dir,
+                           agent_kind=image.agent_kind, heartbeat_interval=self.heartbeat_interval)
 
 
     async def _make_disks(self, spec: VmSpec, files: BootFiles) -> None:

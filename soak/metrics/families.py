@@ -182,6 +182,8 @@ def vm_families(vms: list[VmRecord], now: float) -> Iterator[Metric]:
         "memory_mib",
         "machine",
         "image",
+        "arch",
+        "firmware",
     )
     state = _vm_gauge("soak_vm_state", "1 for the state the VM is in, 0 for the others.", "state")
     boots = CounterMetricFamily("soak_vm_boots", "QEMU boots of the VM.", labels=("vm",))
@@ -227,9 +229,10 @@ def vm_families(vms: list[VmRecord], now: float) -> Iterator[Metric]:
                 device_drops.add_metric([vm.name, device], totals.drops)
         shape = vm.info
         info.add_metric(
-            [vm.name, vm.group, str(shape.vcpus), str(shape.memory_mib), shape.machine, shape.image]
+            [vm.name, vm.group, str(shape.vcpus), str(shape.memory_mib), shape.machine, shape.image, shape.arch,
+             shape.firmware]
             if shape
-            else [vm.name, vm.group, "", "", "", ""],
+            else [vm.name, vm.group, "", "", "", "", "", ""],
             1,
         )
         for s in VmState:

@@ -240,6 +240,9 @@ class RunModel:
         if self.finished is None:
             vm.up_since = e.t
         self.boot_time.get(vm.group).observe(e.boot_s)
+        vm.boot_time.total += e.boot_s
+        vm.boot_time.runs += 1
+        vm.boot_max_s = max(vm.boot_max_s, e.boot_s)
 
     def _heartbeat(self, e: Heartbeat) -> None:
         vm = self._vm(e.vm)

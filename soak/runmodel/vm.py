@@ -119,6 +119,9 @@ class VmRecord:
     """Completed live migrations: the guest now runs in a later QEMU process than its boot's."""
     console_dropped_bytes: int = 0
     """Console bytes its store did not keep within ``console_limit`` (the classifier saw them all)."""
+    boot_time: Rate = field(default_factory=Rate)
+    """Seconds from QEMU's start to ready (`VmReady.boot_s`), over its boots."""
+    boot_max_s: float = 0.0
 
     @property
     def group(self) -> str:

@@ -18,6 +18,12 @@ Channels (see facts/qemu.md and soak/arch.py for why each choice):
   diagnosis instead of rebooting it.
 - UEFI: the firmware's code as read-only pflash, the VM's own copy of the
   variable store as writable pflash.
+- a full OS on a disk image (``boot_disk``): the VM's own qcow2 overlay as a
+  virtio-blk disk (its node is `SNAPSHOT_NODE`, so a snapshot saves the disk
+  with the memory), booted by its bootloader or by ``-kernel``; a virtio-rng,
+  without which a systemd guest under TCG waits minutes for entropy; and, for
+  ``agent_channel = "qga"``, the virtio-serial port QEMU's guest agent looks for
+  (`QGA_PORT`) instead of soak's.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from soak.vm.devices import Device, device_argv
 
 SNAPSHOT_NODE = "snapdisk"
 """The qcow2 block node that holds the snapshot fault's vmstate (QMP snapshot-save needs a node name)."""
+QGA_PORT = "org.qemu.guest_agent.0"
+"""The virtio-serial port name qemu-guest-agent opens (its udev rule starts the service)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,14 +61,20 @@ class QemuConfig:
     max_vcpus: int | None = None
     """Above ``vcpus`` to allow vCPU hotplug."""
     memory_mib: int = 256
-    kernel: Path
-    initrd: Path
+    kernel: Path | None = None
+    """None: a disk's bootloader boots the guest (``boot_disk``)."""
+    initrd: Path | None = None
     kernel_args: tuple[str, ...] = ()
     """Appended after the base arguments (agent settings, fault parameters, the user's own)."""
     tsc_khz: int | None = None
     """The host TSC rate: lets a TCG x86 guest skip a calibration that sometimes hangs."""
     qmp_socket: Path
     agent_socket: Path
+    boot_disk: Path | None = None
+    """The VM's own qcow2 overlay of a full OS disk image."""
+    agent_channel: str = "soak"
+    """Who listens on the agent socket in the guest: ``soak`` (soak's /init), ``qga`` (QEMU's guest
+    agent) or ``none``."""
     incoming: str | None = None
     """A migration URI to resume from (snapshot restore)."""
     tcg_tb_size_mib: int = 64
@@ -126,14 +140,13 @@ def build_argv(config: QemuConfig) -> list[str]:
         "-display", "none",
         "-msg", "timestamp=on",
         *firmware_args(config),
-        "-kernel", str(config.kernel),
-        "-initrd", str(config.initrd),
-        "-append", kernel_command_line(config),
+        *direct_boot_args(config),
         "-serial", "stdio",
         "-chardev", f"socket,id=agent,path={config.agent_socket},server=on,wait=off",
     ]
-    for device in arch.agent.devices:
+    for device in agent_devices(config):
         argv += ["-device", device]
+    argv += disk_boot_args(config)
     if arch.panic.device:
         argv += ["-device", arch.panic.device]
     argv += [
@@ -145,6 +158,34 @@ def build_argv(config: QemuConfig) -> list[str]:
         argv += ["-incoming", config.incoming]
     argv += list(config.extra_args)
     return argv
+
+
+def direct_boot_args(config: QemuConfig) -> list[str]:
+    """QEMU loads the kernel and initrd itself; nothing when a disk's bootloader boots the guest."""
+    if config.kernel is None:
+        return []
+    initrd = ["-initrd", str(config.initrd)] if config.initrd is not None else []
+    return ["-kernel", str(config.kernel), *initrd, "-append", kernel_command_line(config)]
+
+
+def agent_devices(config: QemuConfig) -> tuple[str, ...]:
+    """The guest side of the agent socket: soak's channel of the architecture, or QEMU's guest agent port."""
+    if config.agent_channel == "qga":
+        return ("virtio-serial-pci,id=qgaserial", f"virtserialport,bus=qgaserial.0,chardev=agent,name={QGA_PORT}")
+    if config.agent_channel == "none":
+        return ()
+    return config.guest_arch.agent.devices
+
+
+def disk_boot_args(config: QemuConfig) -> list[str]:
+    """A full OS's disk (the VM's overlay, first in the boot order) and its entropy source."""
+    if config.boot_disk is None:
+        return []
+    first = "" if config.kernel else ",bootindex=0"  # -kernel's option ROM holds boot index 0 itself
+    return ["-blockdev", f"driver=qcow2,node-name={SNAPSHOT_NODE},file.driver=file,file.filename={config.boot_disk}",
+            "-device", f"virtio-blk-pci,drive={SNAPSHOT_NODE}{first}",
+            "-object", "rng-random,id=soak-osrng,filename=/dev/urandom",
+            "-device", "virtio-rng-pci,rng=soak-osrng"]
 
 
 def shell_command(argv: list[str]) -> str:

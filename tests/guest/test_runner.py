@@ -395,3 +395,17 @@ def test_a_soft_lockup_on_a_starved_host_is_the_hosts_not_the_guests(
         assert run.titles() == []
         (problem,) = run.probe.of(ev.InfraProblem)
         assert problem.problem == "host-starved" and "soft lockup" in problem.message and starved in problem.message
+
+
+def test_a_soft_lockup_after_a_guest_failure_is_the_guests_however_starved_the_host(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The self-test's injected lockups go on reporting while its 16 guests starve a 2-core host:
+    once a boot has a guest failure, what follows comes from it."""
+    monkeypatch.setattr("soak.hostload.host_starved_lately", lambda: "host CPU pressure 97% over the last minute")
+    warning = tuple(CASES["warning"][0].splitlines())
+    lockup = tuple(CASES["soft-lockup"][0].splitlines())
+    profile = fake_profile(ONE_VM, duration="1m")
+    run = run_fleet(profile, FakeLauncher(GuestScript(steps=[(10.0, Print(warning)), (20.0, Print(lockup))])),
+                    tmp_path)
+    assert [kind for kind, _ in run.titles()] == ["kernel-warning", "soft-lockup"]
+    assert not run.probe.of(ev.InfraProblem)

@@ -72,7 +72,8 @@ def test_run_started_lists_the_fleet_as_pending(
     assert value(registry, "soak_run_start_timestamp_seconds") == T0
     assert value(registry, "soak_run_deadline_timestamp_seconds") == T0 + 600
     assert value(registry, "soak_heartbeat_timeout_seconds") == 20
-    shape = dict(vm="big-0", group="big", vcpus="4", memory_mib="1024", machine="q35", image="img")
+    shape = dict(vm="big-0", group="big", vcpus="4", memory_mib="1024", machine="q35", image="img",
+                 arch="x86_64", firmware="bios")
     assert value(registry, "soak_vm_info", **shape) == 1
     assert value(registry, "soak_vm_state", vm="big-0", state="pending") == 1
     assert value(registry, "soak_vm_boots_total", vm="big-0") == 0
