@@ -27,6 +27,7 @@ EXTERNAL_METRICS = frozenset({"up", "push_time_seconds"})
 _CLEAN = "empty while the run has none of these (a clean run)"
 _NO_FAULTS = "empty when the profile injects no faults"
 _NO_PUSH = "empty until a scheduled run pushed its final figures to a scraped Pushgateway"
+_NO_DEVICES = "empty unless the profile gives its VMs disks or a network (the played run does)"
 _CONDITION = "an alert condition: empty unless the alert is firing"
 POSSIBLY_EMPTY: dict[str, str] = {
     "soak-overview / Failures by kind / A": _CLEAN,
@@ -40,6 +41,9 @@ POSSIBLY_EMPTY: dict[str, str] = {
     "soak-failures / Last push of each scheduled run / A": _NO_PUSH,
     "soak-failures / Failures in the last pushed run / A": _NO_PUSH,
     "soak-vm / Workload throughput / A": "empty until the guest reports stress-ng figures",
+    "soak-vm / Verified device traffic / A": _NO_DEVICES,
+    "soak-vm / Device requests and network drops / A": _NO_DEVICES,
+    "soak-vm / Device requests and network drops / B": _NO_DEVICES,
     "soak-run-group / Failures by shard / A": _CLEAN,
     "soak-run-group / Shards pushed / A": _NO_PUSH,
     "soak-run-group / Failures in pushed shards / A": _NO_PUSH,

@@ -13,12 +13,14 @@ import threading
 import time
 
 from soak.events import (
+    DeviceIo,
     Event,
     Failure,
     FaultInjected,
     Heartbeat,
     HeartbeatLate,
     InfraProblem,
+    Migrated,
     ProcessSample,
     RunFinished,
     RunStarted,
@@ -101,6 +103,13 @@ def every_event(t0: float = 1000.0) -> list[Event]:
             t=t0 + 9, vm="small-0", stressor="cpu", bogo_ops=500, bogo_ops_per_s=50, seconds=10
         ),
         FaultInjected(t=t0 + 10, vm="big-0", fault="pause", seq=1, duration_s=2.0),
+        DeviceIo(t=t0 + 11, vm="small-0", device="disk0", seconds=5.0, read_bytes_per_s=2e6,
+                 write_bytes_per_s=2e6, iops=8.0),
+        DeviceIo(t=t0 + 11, vm="small-0", device="net", seconds=5.0, read_bytes_per_s=5e5,
+                 write_bytes_per_s=5e5, iops=20.0, drops=1),
+        FaultInjected(t=t0 + 12, vm="small-0", fault="migrate", seq=2),
+        Migrated(t=t0 + 14, vm="small-0", seq=2, mode="live", ok=True, total_s=1.6, downtime_s=0.14,
+                 transferred_bytes=300 * MIB, pid=15),
         HeartbeatLate(t=t0 + 30, vm="big-0", age_s=23.0),
         Failure(
             t=t0 + 31,
@@ -218,6 +227,14 @@ class LiveFeeder(threading.Thread):
                 self.emit(InfraProblem(vm="small-1", problem="qmp-timeout", message="no answer"))
             if tick % 16 == 8:
                 self._crash_and_restart("big-0", boots)
+            if tick % 8 == 4:  # small-0 has a disk and a network, and migrates now and then
+                self.emit(DeviceIo(vm="small-0", device="disk0", seconds=1.0, read_bytes_per_s=2e6,
+                                   write_bytes_per_s=2e6, iops=self._rng.uniform(5, 10)))
+                self.emit(DeviceIo(vm="small-0", device="net", seconds=1.0, read_bytes_per_s=5e5,
+                                   write_bytes_per_s=5e5, iops=20.0, drops=self._rng.choice((0, 1))))
+                self.emit(Migrated(vm="small-0", seq=tick, mode="live", ok=True, total_s=1.6,
+                                   downtime_s=self._rng.uniform(0.05, 0.2), transferred_bytes=300 * MIB,
+                                   pid=500 + tick))
 
     def _crash_and_restart(self, name: str, boots: dict[str, int]) -> None:
         boot = boots[name]

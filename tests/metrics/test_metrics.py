@@ -355,7 +355,7 @@ def test_replaying_the_journal_gives_the_live_totals(metrics: Metrics, clock: Cl
         "failures": {**{k.value: 0 for k in Kind}, "kernel-oops": 1},
         "expected_failures": {**{k.value: 0 for k in Kind}, "guest-hang": 1},
         "infra_problems": {"qmp-timeout": 1},
-        "faults_injected": {"pause": 1},
+        "faults_injected": {"pause": 1, "migrate": 1},
     }
 
 
