@@ -81,7 +81,8 @@ class Row:
             "a": {"n": self.a.n, "mean": self.a.mean},
             "b": {"n": self.b.n, "mean": self.b.mean},
             "ratio": self.ratio,
-            "ci": list(self.ci) if self.ci is not None else None,
+            # a resample of A can average 0 (lateness of on-time heartbeats): no upper bound, null
+            "ci": [self.ci[0], self.ci[1] if math.isfinite(self.ci[1]) else None] if self.ci is not None else None,
             "verdict": self.verdict,
             "note": self.note,
         }

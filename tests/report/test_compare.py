@@ -142,3 +142,12 @@ def test_cli_json_text_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixt
         main(["compare", str(other_a), str(other_b)])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1 and "--force" in err
+
+
+def test_a_side_that_can_resample_to_zero_has_no_upper_bound_in_json() -> None:
+    """On-time heartbeats have lateness 0: a resample of A may average 0, and B/A is then unbounded."""
+    row = compare_samples(LATENESS, [0.0, 0.0, 0.9], [0.0, 0.4, 0.8], Settings(min_samples=3))
+    assert row.ci is not None and row.ci[0] == 0.0 and row.ci[1] == float("inf")
+    low, high = row.to_json()["ci"]
+    assert low == 0.0 and high is None
+    json.dumps(row.to_json(), allow_nan=False)  # strict JSON: no Infinity
