@@ -65,9 +65,10 @@ class BootRun:
         self.watch = vm.watch
         self.console = ConsoleWatch(self, console_log)
         self._watches: list[MachineWatch] = []
-        """Every machine of this boot, oldest first: the last runs the guest (a migration adds one)."""
+        """The machines of this boot still watched, oldest first: the last runs the guest (a migration
+        adds one; a replaced one is forgotten once it is gone and its watchers are done)."""
         self._adopted: list[Machine] = [boot.machine]
-        """Every machine launched for this boot: none outlives it."""
+        """Every machine launched for this boot and not yet gone (`release`): none outlives it."""
         self._tg: asyncio.TaskGroup | None = None
         self._reactions: set[asyncio.Task[Any]] = set()
         """Tasks spawned by events (fault reactions, the load): cancelled when the boot ends."""
@@ -113,7 +114,7 @@ class BootRun:
         assert self._tg is not None
         tg = self._tg
         watch = MachineWatch(machine)
-        self._watches.append(watch)
+        self._watches = [*(w for w in self._watches if not _finished(w)), watch]  # bounded however many migrations
         tg.create_task(self.console.read(watch))  # drains until EOF by itself; the group waits for it
         coros: list[Coroutine[Any, Any, None]] = [watch_exit(self, watch), sample_process(self, machine)]
         if qmp is None:
@@ -128,6 +129,12 @@ class BootRun:
     def adopt(self, machine: Machine) -> None:
         """A machine launched for this boot (a migration's destination): it never outlives the boot."""
         self._adopted.append(machine)
+
+    def release(self, machine: Machine) -> None:
+        """``machine`` (a replaced source, a failed destination) is gone and closed: forget it, so a
+        boot migrated every minute for days holds its live machines, not thousands of dead ones."""
+        if machine.returncode is not None and machine is not self.boot.machine and machine in self._adopted:
+            self._adopted.remove(machine)
 
     async def replace_machine(self, new: Machine, qmp: QmpWatch) -> None:
         """``new`` runs the guest from now on (a migration completed): watch it, retire the old one.
@@ -146,6 +153,7 @@ class BootRun:
             task.cancel()
         await old.shutdown(gently=False, step_timeout=self.watch.shutdown_timeout)
         await old.close()
+        self.release(old)
 
     async def _end(self) -> None:
         """Stop QEMU: gently when the run ends, at once when a failure already took evidence."""
@@ -235,3 +243,10 @@ class BootRun:
         self._reactions.add(task)
         task.add_done_callback(self._reactions.discard)
         return task
+
+
+def _finished(watch: MachineWatch) -> bool:
+    """Its machine is gone and every watcher of it is done: nothing of it is left to cancel or wait for."""
+    tasks = [*watch.tasks, watch.agent_task]
+    return (watch.machine.returncode is not None and watch.console_done.is_set()
+            and all(task is None or task.done() for task in tasks))

@@ -87,6 +87,7 @@ async def migrate(run: BootRun, settings: FaultSettings, seq: int) -> str:
         if not moved:
             await dest.kill()
             await dest.close()
+            run.release(dest)
 
 
 def _journal(run: BootRun, settings: FaultSettings, seq: int, stats: MigrationStats, dest: Machine) -> None:

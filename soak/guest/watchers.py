@@ -60,6 +60,8 @@ class ConsoleWatch:
         self.run_ = run
         self._sink = console_log
         self._readers: list[ConsoleReader] = []
+        """The readers of the boot's machines still open (a migration adds one, its end removes it)."""
+        self._bytes_closed = 0
         self.stage_lines: deque[str] = deque(maxlen=STAGE_LINES)
         """The last lines since the boot (or the expected reboot) began: where a boot stopped."""
         self.stage_bytes = 0
@@ -70,7 +72,7 @@ class ConsoleWatch:
     @property
     def bytes_read(self) -> int:
         """Console bytes of this boot so far, over all its machines."""
-        return sum(reader.bytes_read for reader in self._readers)
+        return self._bytes_closed + sum(reader.bytes_read for reader in self._readers)
 
     async def read(self, watch: MachineWatch) -> None:
         """Drain one machine's console until QEMU closes it."""
@@ -80,6 +82,8 @@ class ConsoleWatch:
             await reader.run()
         finally:
             watch.console_done.set()
+            self._readers.remove(reader)
+            self._bytes_closed += reader.bytes_read
 
     def new_stage(self) -> None:
         """A reboot is expected: a boot timeout from now on is about the new boot's lines only."""

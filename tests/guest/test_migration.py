@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from pathlib import Path
 
 from soak import events as ev
 from soak.machine.fake import Exit, FakeLauncher, GuestScript, Panic
 from soak.profile import VmSpec
+from soak.supervisor import Supervisor
 
 from .virtual import fake_profile, run_fleet
 
@@ -150,3 +152,28 @@ def test_a_run_that_stops_during_a_migration_leaves_no_qemu_and_no_finding(tmp_p
     assert run.titles() == [] and not run.probe.of(ev.InfraProblem)
     assert all(m.returncode is not None for m in run.launcher.launched)
     assert run.ended_at < 40 + 2 + 10
+
+
+def test_a_boot_migrated_for_hours_keeps_only_its_live_machines(tmp_path: Path) -> None:
+    profile = fake_profile(MIGRATE_AT_20 + """
+        [[group.fault]]
+        type = "migrate"
+        every = "5s"
+        start = "20s"
+        jitter = 0.0
+    """, duration="30m")
+    kept: list[tuple[int, int, int]] = []
+
+    async def look(supervisor: Supervisor) -> None:
+        await asyncio.sleep(29 * 60)
+        run = supervisor.runners[0]._current
+        assert run is not None
+        kept.append((len(run._adopted), len(run._watches), len(run.console._readers)))
+
+    result = run_fleet(profile, FakeLauncher(), tmp_path, during=look)
+    migrations = [m for m in result.probe.of(ev.Migrated) if m.ok]
+    assert len(migrations) > 300 and result.titles() == []
+    (stopped,) = result.probe.of(ev.VmStopped)
+    assert stopped.boot == 1  # all of them in one boot
+    adopted, watches, readers = kept[0]
+    assert adopted <= 2 and watches <= 2 and readers <= 2  # the machine, and at most the one being replaced
