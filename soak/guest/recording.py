@@ -9,7 +9,11 @@ self-test) is decided here, once, for every detector.
 Evidence is bounded: the first ``evidence_per_signature`` failures of each
 signature (kind + title) on a VM get a folder; later ones are journaled with
 their occurrence number and no folder, so a bug that fires a thousand times
-costs a counter, not a thousand folders. A disk that refuses a file (full,
+costs a counter, not a thousand folders. The signatures counted per VM are at
+most `MAX_SIGNATURES`: past that (a corrupted guest can print an endless
+variety of titles), new titles of a kind share one counter, so the folders of a
+VM stay at most ``evidence_per_signature`` x (`MAX_SIGNATURES` + kinds); their
+records keep their own titles. A disk that refuses a file (full,
 read-only) costs that file only: the rest is written and the record says what
 is missing.
 """
@@ -39,6 +43,8 @@ CONSOLE_AFTER_BYTES = 64 * 1024
 """console-tail.log: what came before the failure's first sign and after it (its report)."""
 STDERR_TAIL_BYTES = 16 * 1024
 DEFAULT_EVIDENCE_PER_SIGNATURE = 3
+MAX_SIGNATURES = 1000
+"""Signatures counted per VM (as `soak.runmodel` keeps per run); then one counter per kind."""
 
 
 @dataclass
@@ -76,15 +82,21 @@ class FailureRecorder:
         self.on_write_error = on_write_error
         self.lock = asyncio.Lock()
         self.occurrences: dict[tuple[str, str], int] = {}
-        """Failures seen per signature (kind, title) on this VM."""
+        """Failures seen per signature (kind, title) on this VM; past `MAX_SIGNATURES`, new
+        titles count under (kind, "") together."""
 
     async def record(self, boot: int, argv: list[str], verdict: Verdict, evidence_: Evidence) -> ev.Failure:
         async with self.lock:
             signature = (verdict.kind.value, verdict.title)
+            if signature not in self.occurrences and len(self.occurrences) >= MAX_SIGNATURES:
+                signature = (verdict.kind.value, "")
             occurrence = self.occurrences[signature] = self.occurrences.get(signature, 0) + 1
             folder: Path | None = None
             note = ""
-            if occurrence > self.evidence_per_signature:
+            if occurrence > self.evidence_per_signature and not signature[1]:
+                note = (f"this VM has more than {MAX_SIGNATURES} signatures: evidence is kept for the first "
+                        f"{self.evidence_per_signature} {signature[0]} failures past them")
+            elif occurrence > self.evidence_per_signature:
                 note = (f"repeat {occurrence} of this signature on this VM: evidence is kept for the first "
                         f"{self.evidence_per_signature} (run.evidence_per_signature)")
             else:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from soak import events as ev
 from soak.detect.verdict import Verdict
 from soak.faults.driver import FaultDriver
+from soak.guest import recording
 from soak.guest.recording import Evidence, FailureRecorder
 from soak.kinds import Kind
 from soak.profile import ImageSettings, VmSpec
@@ -100,3 +102,20 @@ def test_summary_files_are_written_each_on_its_own(tmp_path: Path) -> None:
     assert "Verdict" in (tmp_path / "summary.txt").read_text()
     assert not list(tmp_path.glob(".*partial"))
     render_summary(summary, Console(file=None, quiet=True))  # the printed summary needs neither file
+
+
+async def test_endless_new_titles_cost_a_bounded_count_of_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = RunDir(tmp_path)
+    run_dir.create()
+    events: list[ev.Event] = []
+    rec = recorder(run_dir, events, evidence_per_signature=1)
+    recording_limit = 20
+    monkeypatch.setattr(recording, "MAX_SIGNATURES", recording_limit)
+    for n in range(100):  # a corrupted guest: every warning names another function
+        await rec.record(1, ["qemu"], Verdict(Kind.KERNEL_WARNING, f"WARNING in fn_{n}"), Evidence("console"))
+    failures = [e for e in events if isinstance(e, ev.Failure)]
+    assert [f.title for f in failures] == [f"WARNING in fn_{n}" for n in range(100)]  # the journal keeps every title
+    assert len(rec.occurrences) == recording_limit + 1
+    assert len(list((tmp_path / "vms" / "g-0" / "failures").iterdir())) == recording_limit + 1
+    assert failures[-1].occurrence == 100 - recording_limit and not failures[-1].evidence
+    assert f"more than {recording_limit} signatures" in failures[-1].evidence_note
