@@ -27,6 +27,7 @@ from soak.kinds import Kind
 log = logging.getLogger(__name__)
 
 MAX_REMEMBERED = 64
+"""Faults remembered at most (and only those that ended within ``memory_s``)."""
 OUTLIVED_GRACE_S = 3.0
 """After a fault failed to apply, how long its VM's own failure (QEMU died under it) may take to show."""
 
@@ -108,6 +109,7 @@ class FaultDriver:
         label = f"{settings.type}#{self._seq}"
         now = clock.now()
         windowed = kind.windowed or kind.needs in ("hotplug", "snapshot")
+        self._forget_old(now)
         self._recent.append(_Remembered(now, label, kind, expect, now + (settings.duration if windowed else 0)))
         self.emit(ev.FaultInjected(vm=self.vm, fault=settings.type, seq=self._seq,
                                    duration_s=settings.duration if windowed else 0.0, expect=expect,
@@ -126,6 +128,15 @@ class FaultDriver:
         finally:
             if suspended:
                 boot.resume_watch()
+
+    def _forget_old(self, now: float) -> None:
+        """Faults that ended longer than ``memory_s`` ago can explain no later failure."""
+        while self._recent and now - self._recent[0].end > self.memory_s:
+            self._recent.popleft()
+
+    @property
+    def remembered(self) -> int:
+        return len(self._recent)
 
     def preceding(self, now: float) -> list[str]:
         """Labels of the faults applied shortly before ``now`` (oldest first)."""

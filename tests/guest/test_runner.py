@@ -409,3 +409,23 @@ def test_a_soft_lockup_after_a_guest_failure_is_the_guests_however_starved_the_h
                     tmp_path)
     assert [kind for kind, _ in run.titles()] == ["kernel-warning", "soft-lockup"]
     assert not run.probe.of(ev.InfraProblem)
+
+
+def test_a_vm_faulted_for_hours_remembers_only_its_recent_faults(tmp_path: Path) -> None:
+    profile = fake_profile(ONE_VM + """
+        [[group.fault]]
+        type = "nmi"
+        every = "5s"
+        start = "10s"
+        jitter = 0.0
+    """, duration="30m", hang_timeout="10s")
+    remembered: list[int] = []
+
+    async def look(supervisor: Supervisor) -> None:
+        await asyncio.sleep(29 * 60)
+        remembered.append(supervisor.runners[0].vm.faults.remembered)
+
+    run = run_fleet(profile, FakeLauncher(), tmp_path, during=look)
+    assert len(run.probe.of(ev.FaultInjected)) > 300 and run.titles() == []
+    memory_s = 120.0  # max(120 s, 3 x hang_timeout): what a failure looks back on
+    assert remembered[0] <= memory_s / 5 + 1
