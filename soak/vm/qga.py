@@ -260,6 +260,7 @@ class QgaAgent:
         old = self._resumed_from
         if old is not None and not self._handed_over:
             self._handed_over = True
+            self._resumed_from = None  # a guest migrated every minute for days keeps no chain of agents
             if old._task is not None:
                 old._task.cancel()
 

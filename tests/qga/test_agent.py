@@ -214,6 +214,7 @@ async def test_a_migrations_destination_takes_the_jobs_over_once_it_is_answered(
         finally:
             await dest.close()
     assert isinstance(exit_, JobExit) and exit_.rc == 0
+    assert dest._resumed_from is None, "once it took over, the source agent is not kept (nor the one before it)"
     assert not [e for e in dest_events.seen if isinstance(e, Hello)], "the same guest: no new hello"
     first = beats[0]
     assert isinstance(first, Heartbeat) and first.seq > 1, "the heartbeat sequence goes on"
