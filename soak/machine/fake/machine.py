@@ -40,8 +40,9 @@ class FakeMachine:
         self.memory_mib = memory_mib
         self._launcher = launcher
         self.incoming = incoming
-        self.successor: FakeMachine | None = None
-        """The machine the guest migrated to."""
+        self._guest: list[FakeMachine] = [self]
+        """Where the guest runs now, shared by every machine it ran on (a migration moves it): the
+        guest's own timers find it there, and a machine it left keeps no later one alive."""
         self.script = script
         self.vcpus = vcpus
         self._qmp_timeout = qmp_timeout
@@ -88,10 +89,7 @@ class FakeMachine:
 
     def home(self) -> FakeMachine:
         """The machine that runs the guest now: this one, or the one it migrated to."""
-        home = self
-        while home.successor is not None:
-            home = home.successor
-        return home
+        return self._guest[0]
 
     def guest_later(self, delay: float, action: Action) -> None:
         """A scripted step of the guest: it happens wherever the guest runs by then."""
@@ -297,7 +295,8 @@ class FakeMachine:
         if self.script.migration_s > timeout:
             raise MigrationError(f"migration did not complete within {timeout:.0f}s", qemu_error="status active")
         dest.take_over(self, paused=paused)
-        self.successor = dest
+        dest._guest = self._guest
+        self._guest[0] = dest
         self.run_state = "postmigrate"
         self.hung = Hang(busy=False)  # the source runs no guest any more
         return MigrationStats(total_s=self.script.migration_s, downtime_s=self.script.migration_s / 10,
