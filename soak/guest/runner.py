@@ -167,6 +167,7 @@ class GuestRunner:
                         triage=ConsoleTriage(grace_seconds=watch.console_grace), slot=slot,
                         trends=ResourceTrends.for_boot(warmup_s=self._trend_warmup_s()))
             self.emit(ev.VmStarting(vm=self.spec.name, boot=number, pid=machine.pid, argv=list(machine.argv)))
+            del machine  # the boot's machine changes with each migration: hold none of them here
             self._current = BootRun(self.vm, boot, console_log)
             try:
                 await self._current.run()

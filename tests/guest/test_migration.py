@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
+import weakref
 from pathlib import Path
 
 from soak import events as ev
@@ -163,17 +165,24 @@ def test_a_boot_migrated_for_hours_keeps_only_its_live_machines(tmp_path: Path) 
         jitter = 0.0
     """, duration="30m")
     kept: list[tuple[int, int, int]] = []
+    launcher = FakeLauncher()
+    dead_alive: list[int] = []
 
     async def look(supervisor: Supervisor) -> None:
         await asyncio.sleep(29 * 60)
         run = supervisor.runners[0]._current
         assert run is not None
         kept.append((len(run._adopted), len(run._watches), len(run.console._readers)))
+        dead = [weakref.ref(m) for m in launcher.launched if m.returncode is not None]
+        launcher.launched[:] = [m for m in launcher.launched if m.returncode is None]  # the test's own list
+        gc.collect()
+        dead_alive.append(sum(ref() is not None for ref in dead))
 
-    result = run_fleet(profile, FakeLauncher(), tmp_path, during=look)
+    result = run_fleet(profile, launcher, tmp_path, during=look)
     migrations = [m for m in result.probe.of(ev.Migrated) if m.ok]
     assert len(migrations) > 300 and result.titles() == []
     (stopped,) = result.probe.of(ev.VmStopped)
     assert stopped.boot == 1  # all of them in one boot
     adopted, watches, readers = kept[0]
     assert adopted <= 2 and watches <= 2 and readers <= 2  # the machine, and at most the one being replaced
+    assert dead_alive[0] <= 1  # of the hundreds of QEMUs it left, at most the last one is still held
