@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from soak.cli.history import fail_on_option, history_options, history_use
 from soak.errors import MetricsError
-from soak.exporter import default_grouping, push_final, serve_metrics
+from soak.exporter import SelfCollector, default_grouping, push_final, serve_metrics
 from soak.metrics import Metrics
 from soak.profile import load_profile
 from soak.render import output_console, render_summary
@@ -74,6 +74,7 @@ def run(profile_path: Path, duration: str | None, seed: int | None, accel: str |
         placement=placement,
     )
     registry = CollectorRegistry()
+    registry.register(SelfCollector(placement.metric_labels()))
     metrics = Metrics(registry, hang_timeout_s=profile.watch.hang_timeout, labels=placement.metric_labels(),
                       run_info_labels=placement.run_info_labels())
     options.observers.append(metrics)

@@ -9,11 +9,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from soak.errors import MetricsError
-from soak.exporter import parse_listen, push_final, serve_metrics, totals_registry
+from soak.exporter import SelfCollector, parse_listen, push_final, serve_metrics, totals_registry
 from soak.metrics import Metrics
 
 from .scenario import every_event, finish
@@ -181,3 +181,13 @@ def _as_totals_json(samples: list[tuple[str, dict[str, str], float]]) -> dict[st
         "infra_problems": labelled("soak_infra_problems_total", "problem"),
         "faults_injected": labelled("soak_faults_injected_total", "fault"),
     }
+
+
+def test_soaks_own_process_is_exported_with_the_identity_labels() -> None:
+    registry = CollectorRegistry()
+    registry.register(SelfCollector({"host": "lab-1", "shard": "2"}))
+    samples = {s.name: s for f in text_string_to_metric_families(generate_latest(registry).decode())
+               for s in f.samples}
+    rss = samples["soak_process_resident_memory_bytes"]
+    assert rss.value > 1 << 20 and rss.labels == {"host": "lab-1", "shard": "2"}
+    assert "soak_process_open_fds" in samples
