@@ -33,6 +33,7 @@ import psutil
 
 from soak.detect.launch import launch_preflight
 from soak.errors import CapacityError, ProfileError
+from soak.faults.catalog import fault_type
 from soak.image.faults import FAULTS as GUEST_FAULTS
 from soak.image.faults import MODULE
 from soak.image.model import FEATURE_FAULTINJECT
@@ -59,6 +60,8 @@ BOOT_LOG_BYTES = 24 * 1024
 """The default image's boot log (22 KiB measured); the console is quiet after it."""
 REPORT_BYTES = 6 * 1024
 """A kernel report (oops, warning, lockup) with its call trace."""
+FAULT_CONSOLE_BYTES = 1024
+"""What a guest prints for a fault it survives (an NMI's notice, a hot-plugged CPU coming up)."""
 EVIDENCE_FOLDER_BYTES = 112 * 1024
 """console tail (64 KiB), QEMU stderr tail (<= 16 KiB), report, registers, argv, reproducer."""
 NOMINAL_SIGNATURES = 8
@@ -126,7 +129,7 @@ def _vm_rates(spec: VmSpec, profile: Profile) -> tuple[float, float, float]:
     beats = _per_hour(profile.watch.heartbeat_interval)
     journal = (_per_hour(JOURNAL_SAMPLE_S) * (HEARTBEAT_RECORD + PROCESS_RECORD)
                + beats * LATE_HEARTBEATS * HEARTBEAT_RECORD)
-    failures_per_hour = 0.0
+    failures_per_hour = reboots_per_hour = faults_per_hour = 0.0
     for fault in spec.faults:
         if fault.vms is not None and spec.index_in_group not in fault.vms:
             continue
@@ -134,6 +137,9 @@ def _vm_rates(spec: VmSpec, profile: Profile) -> tuple[float, float, float]:
         if fault.count:
             rate = min(rate, fault.count / hours)
         journal += rate * FAULT_RECORD
+        faults_per_hour += rate
+        if fault_type(fault.type).reboots:  # a reset: a boot log of its own, in the same QEMU
+            reboots_per_hour += rate
         if fault.outcome_expected == "fail":
             failures_per_hour += rate
             evidence += min(profile.run.evidence_per_signature, rate * hours) * EVIDENCE_FOLDER_BYTES
@@ -146,7 +152,8 @@ def _vm_rates(spec: VmSpec, profile: Profile) -> tuple[float, float, float]:
     journal += devices * _per_hour(JOURNAL_SAMPLE_S) * DEVICE_RECORD
     boots_per_hour = 1 / hours + failures_per_hour
     journal += boots_per_hour * BOOT_RECORDS + failures_per_hour * FAILURE_RECORD
-    console = boots_per_hour * BOOT_LOG_BYTES + failures_per_hour * REPORT_BYTES
+    console = ((boots_per_hour + reboots_per_hour) * BOOT_LOG_BYTES + failures_per_hour * REPORT_BYTES
+               + faults_per_hour * FAULT_CONSOLE_BYTES)
     return journal, console, evidence
 
 
