@@ -50,6 +50,7 @@ POSSIBLY_EMPTY: dict[str, str] = {
     "alert SoakFailure": _CONDITION,
     "alert SoakVMHeartbeatMissing": _CONDITION,
     "alert SoakQemuRSSGrowing": _CONDITION,
+    "alert SoakSelfMemoryHigh": _CONDITION,
     "alert SoakRunNotReporting": _CONDITION,
     "alert SoakScheduledRunNotPushed": _CONDITION,
     "alert SoakScheduledRunFailed": _CONDITION,

@@ -17,6 +17,7 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from soak.exporter import SelfCollector
 from soak.metrics import Metrics
 
 from .promql import (
@@ -59,6 +60,7 @@ def dashboard(request: pytest.FixtureRequest) -> dict[str, Any]:
 def soak_exposition_names() -> set[str]:
     """Every sample name a run with every event type exposes."""
     registry = CollectorRegistry()
+    registry.register(SelfCollector({}))  # soak run exposes its own process too
     metrics = Metrics(registry, hang_timeout_s=20, clock=lambda: 1100.0)
     for event in every_event(1000.0):
         metrics.observe(event)
