@@ -34,7 +34,7 @@ from soak.firmware import vars_store
 from soak.image.disk import DiskImage
 from soak.image.osdisk import ensure_os_disk
 from soak.machine import host_tsc_khz
-from soak.machine.overlay import create_overlay
+from soak.machine.diskfiles import create_overlay
 from soak.vm import qga
 from soak.vm.agent import Heartbeat, Hello
 from soak.vm.argv import QemuConfig, build_argv

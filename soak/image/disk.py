@@ -4,7 +4,7 @@ A disk is either the user's own file (any format ``qemu-img`` reads: qcow2,
 raw, vmdk ...) or one soak builds, named ``soak:NAME`` (`SOAK_DISKS`; today
 ``soak:debian``, see `soak.image.osdisk`). The file itself is never written:
 each boot of each VM gets a fresh qcow2 overlay on top of it in the run
-directory (`soak.machine.overlay`), so a guest's damage stays in its overlay.
+directory (`soak.machine.diskfiles`), so a guest's damage stays in its overlay.
 
 `inspect_disk` asks ``qemu-img info`` what a file is, so a missing file or
 one QEMU cannot read is refused before any guest starts (``soak profile

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import signal
 import subprocess
@@ -33,8 +32,15 @@ from soak.errors import AgentError, LaunchError, QMPError
 from soak.firmware import vars_store
 from soak.machine.base import Machine, MachineLauncher, MigrationStats, Postmortem, ProcessFigures
 from soak.machine.config import BootFiles, BootImage, Host, machine_config
+from soak.machine.diskfiles import (
+    MOUNT_TIMEOUT_S,
+    OVERLAY_NAME,
+    TMPFS_SLACK_BYTES,
+    create_overlay,
+    create_qcow2,
+    mount_tmpfs,
+)
 from soak.machine.migrate import migrate
-from soak.machine.overlay import OVERLAY_NAME, create_overlay
 from soak.profile import VmSpec
 from soak.rundir import RunDir
 from soak.vm import coredump, evidence
@@ -46,9 +52,6 @@ from soak.vm.process import QemuProcess
 from soak.vm.qga import QgaAgent
 from soak.vm.qmp import QmpEvent, QmpSession
 
-QEMU_IMG_TIMEOUT_S = 30.0
-MOUNT_TIMEOUT_S = 30.0
-TMPFS_SLACK_BYTES = 4 << 20
 """Room on a VM's disk tmpfs beside its images' full size: qcow2's header and tables (1/256 of the size
 is more than their 64 KiB clusters need)."""
 RESUME_ID_GAP = 1000
@@ -347,26 +350,6 @@ class QemuLauncher:
             await create_qcow2(self.host.qemu, path, str(disk.size), fmt=disk.format)
 
 
-async def mount_tmpfs(where: Path, size: int) -> None:
-    """A tmpfs of ``size`` bytes at ``where`` (root only).
-
-    :raise LaunchError: not root, or mount failed.
-    """
-    if os.geteuid() != 0:
-        raise LaunchError(f"backing = 'tmpfs' mounts a tmpfs for the VM's disks at {where}: that needs root")
-    argv = ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)]
-    try:
-        async with asyncio.timeout(MOUNT_TIMEOUT_S):
-            process = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
-                                                           stdout=asyncio.subprocess.DEVNULL,
-                                                           stderr=asyncio.subprocess.PIPE)
-            _, err = await process.communicate()
-    except (OSError, TimeoutError) as exc:
-        raise LaunchError(f"cannot mount a tmpfs at {where}: {exc or 'timed out'}", argv=argv) from exc
-    if process.returncode != 0:
-        raise LaunchError(f"cannot mount a tmpfs at {where}: {err.decode(errors='replace').strip()}", argv=argv)
-
-
 @dataclass(frozen=True, slots=True)
 class StderrLog:
     """The part of a VM's ``qemu-stderr.log`` that one QEMU process wrote (the file spans boots)."""
@@ -390,34 +373,6 @@ class StderrLog:
         if written <= 0:
             return ""
         return data[-written:].decode("utf-8", "replace")
-
-
-async def create_qcow2(qemu: str, path: Path, size: str, *, fmt: str = "qcow2") -> None:
-    """A fresh, empty image (``qemu-img create``; qcow2, or a sparse raw file), without blocking the event loop.
-
-    :raise LaunchError: qemu-img is missing, fails or takes longer than its deadline.
-    """
-    qemu_img = shutil.which("qemu-img") or str(Path(shutil.which(qemu) or qemu).with_name("qemu-img"))
-    path.unlink(missing_ok=True)
-    argv = [qemu_img, "create", "-q", "-f", fmt, str(path), size]
-    try:
-        process = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
-                                                       stdout=asyncio.subprocess.DEVNULL,
-                                                       stderr=asyncio.subprocess.PIPE)
-    except OSError as exc:
-        raise LaunchError(f"cannot run qemu-img (Debian: qemu-utils): {exc}", argv=argv) from exc
-    try:
-        async with asyncio.timeout(QEMU_IMG_TIMEOUT_S):
-            _, err = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise LaunchError(f"qemu-img create {path} took over {QEMU_IMG_TIMEOUT_S:.0f}s", argv=argv) from None
-    if process.returncode != 0:
-        message = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
-        raise LaunchError(f"qemu-img create {path} failed: {message[0]}", argv=argv,
-                          exit_code=process.returncode)
-
 
 
 def _conforms(launcher: QemuLauncher, machine: QemuMachine) -> tuple[MachineLauncher, Machine]:

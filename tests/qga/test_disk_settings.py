@@ -13,7 +13,7 @@ import pytest
 
 from soak.errors import LaunchError, ProfileError
 from soak.machine import BootFiles, BootImage, Host, machine_config
-from soak.machine.overlay import create_overlay
+from soak.machine.diskfiles import create_overlay
 from soak.profile import expand_fleet, validate_profile
 from soak.vm.argv import QGA_PORT, SNAPSHOT_NODE, build_argv
 
