@@ -7,7 +7,6 @@ what a client yields and answers).
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import itertools
 import logging
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from soak import clock
 from soak.errors import AgentError
+from soak.vm.agentio import EventQueue, connect_unix
 from soak.vm.agentwire import (
     MAX_LINE,
     PROTO,
@@ -40,7 +40,6 @@ from soak.vm.agentwire import (
 
 __all__ = ["MAX_LINE", "PROTO", "Ack", "AgentClient", "AgentEvent", "AgentLog", "CommandResult", "Disconnected", "Err", "EventsDropped", "Garbled", "Heartbeat", "Hello", "JobExit", "JobOutput", "Message", "format_command", "parse_line"]
 
-CONNECT_RETRY_S = 0.05
 RUN_GRACE_S = 5.0
 """How much longer than a command's own timeout the host waits for its EXIT."""
 
@@ -74,9 +73,7 @@ class AgentClient:
         self.log = logging.getLogger(__name__).getChild(name)
         self.hello: Hello | None = None
         """The latest HELLO."""
-        self._events: collections.deque[AgentEvent] = collections.deque(maxlen=max_events)
-        self._dropped = 0
-        self._wakeup = asyncio.Event()
+        self._queue = EventQueue(max_events)
         self._hello_seen = asyncio.Event()
         self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count(first_id)
@@ -97,25 +94,8 @@ class AgentClient:
         """
         if self._task is not None:
             raise AgentError(f"{self.name}: agent client already connected")
-        deadline = clock.now() + timeout
-        last: Exception | None = None
-        while True:
-            remaining = deadline - clock.now()
-            if remaining <= 0:
-                raise AgentError(f"{self.name}: cannot connect to {self.socket_path} within "
-                                 f"{timeout:.1f} s: {last}") from last
-            try:
-                async with asyncio.timeout(remaining):
-                    self._reader, self._writer = await asyncio.open_unix_connection(
-                        self.socket_path, limit=MAX_LINE)
-                break
-            except (FileNotFoundError, ConnectionRefusedError) as exc:
-                last = exc
-                await asyncio.sleep(min(CONNECT_RETRY_S, max(0.0, deadline - clock.now())))
-            except TimeoutError as exc:
-                last = exc
-            except OSError as exc:
-                raise AgentError(f"{self.name}: cannot connect to {self.socket_path}: {exc}") from exc
+        self._reader, self._writer = await connect_unix(self.socket_path, name=self.name, timeout=timeout,
+                                                        limit=MAX_LINE)
         self._task = asyncio.create_task(self._read_loop(), name=f"agent-{self.name}")
 
     async def close(self) -> None:
@@ -139,20 +119,9 @@ class AgentClient:
 
     # ---------------------------------------------------------------- events
 
-    async def events(self) -> AsyncIterator[AgentEvent]:
+    def events(self) -> AsyncIterator[AgentEvent]:
         """Events in arrival order until `Disconnected` (one consumer at a time)."""
-        while True:
-            if self._dropped:
-                count, self._dropped = self._dropped, 0
-                yield EventsDropped(clock.now(), count)
-            if self._events:
-                event = self._events.popleft()
-                yield event
-                if isinstance(event, Disconnected):
-                    return
-                continue
-            self._wakeup.clear()
-            await self._wakeup.wait()
+        return self._queue.events()
 
     async def wait_hello(self, timeout: float) -> Hello:
         """The latest HELLO, waiting for the first one.
@@ -169,10 +138,7 @@ class AgentClient:
         return self.hello
 
     def _emit(self, event: AgentEvent) -> None:
-        if len(self._events) == self._events.maxlen:
-            self._dropped += 1
-        self._events.append(event)
-        self._wakeup.set()
+        self._queue.put(event)
 
     async def _read_loop(self) -> None:
         assert self._reader is not None

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import contextlib
 import itertools
 import logging
@@ -56,12 +55,12 @@ from soak.vm.agent import (
     AgentEvent,
     CommandResult,
     Disconnected,
-    EventsDropped,
     Heartbeat,
     Hello,
     JobExit,
     JobOutput,
 )
+from soak.vm.agentio import EventQueue
 from soak.vm.qgashell import (
     GUEST_FAULTS,
     JOB_WRAPPER,
@@ -140,9 +139,7 @@ class QgaAgent:
         self.heartbeat_s = heartbeat_s
         self.call_timeout = call_timeout
         self.log = log.getChild(name)
-        self._events: collections.deque[AgentEvent] = collections.deque(maxlen=max_events)
-        self._dropped = 0
-        self._wakeup = asyncio.Event()
+        self._queue = EventQueue(max_events)
         self._task: asyncio.Task[None] | None = None
         self._synced = False
         self._resumed_from = resume
@@ -184,28 +181,12 @@ class QgaAgent:
         await self.channel.close()
         self._emit(Disconnected(clock.now(), self.channel.closed or "closed by the host"))
 
-    async def events(self) -> AsyncIterator[AgentEvent]:
+    def events(self) -> AsyncIterator[AgentEvent]:
         """Events in arrival order until `Disconnected` (one consumer)."""
-        while True:
-            if self._dropped:
-                count, self._dropped = self._dropped, 0
-                yield EventsDropped(clock.now(), count)
-            if self._events:
-                event = self._events.popleft()
-                yield event
-                if isinstance(event, Disconnected):
-                    return
-                continue
-            self._wakeup.clear()
-            await self._wakeup.wait()
+        return self._queue.events()
 
     def _emit(self, event: AgentEvent) -> None:
-        if self._events and isinstance(self._events[-1], Disconnected):
-            return  # nothing follows the end
-        if len(self._events) == self._events.maxlen:
-            self._dropped += 1
-        self._events.append(event)
-        self._wakeup.set()
+        self._queue.put(event)
 
     # ------------------------------------------------------------ the timer
 

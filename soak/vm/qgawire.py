@@ -32,10 +32,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from soak import clock
 from soak.errors import AgentError, AgentRefused
+from soak.vm.agentio import connect_unix
 
-CONNECT_RETRY_S = 0.05
 MAX_REPLY = 1 << 20
 """Longest reply line kept: job output is cut to 64 KiB in the guest (base64: ~88 KiB)."""
 DELIMITER = b"\xff"
@@ -67,25 +66,8 @@ class QgaChannel:
 
         :raise AgentError: no connection within ``timeout`` seconds.
         """
-        deadline = clock.now() + timeout
-        last: Exception | None = None
-        while True:
-            remaining = deadline - clock.now()
-            if remaining <= 0:
-                raise AgentError(f"{self.name}: cannot connect to {self.socket_path} within "
-                                 f"{timeout:.1f} s: {last}") from last
-            try:
-                async with asyncio.timeout(remaining):
-                    self._reader, self._writer = await asyncio.open_unix_connection(
-                        self.socket_path, limit=self.max_reply)
-                break
-            except (FileNotFoundError, ConnectionRefusedError) as exc:
-                last = exc
-                await asyncio.sleep(min(CONNECT_RETRY_S, max(0.0, deadline - clock.now())))
-            except TimeoutError as exc:
-                last = exc
-            except OSError as exc:
-                raise AgentError(f"{self.name}: cannot connect to {self.socket_path}: {exc}") from exc
+        self._reader, self._writer = await connect_unix(self.socket_path, name=self.name, timeout=timeout,
+                                                        limit=self.max_reply)
         self._task = asyncio.create_task(self._read_loop(), name=f"qga-{self.name}")
 
     async def close(self) -> None:
