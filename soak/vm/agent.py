@@ -17,7 +17,7 @@ from pathlib import Path
 
 from soak import clock
 from soak.errors import AgentError
-from soak.vm.agentio import EventQueue, connect_unix
+from soak.vm.agentio import EventQueue, connect_unix, read_lines, stop_task
 from soak.vm.agentwire import (
     MAX_LINE,
     PROTO,
@@ -101,14 +101,7 @@ class AgentClient:
     async def close(self) -> None:
         """Stop reading and close the socket; idempotent. Pending commands fail with AgentError."""
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
+        await stop_task(task)
         self._finish("closed by the host")
         writer, self._writer = self._writer, None
         if writer is not None:
@@ -143,20 +136,9 @@ class AgentClient:
     async def _read_loop(self) -> None:
         assert self._reader is not None
         reason = "the agent socket closed (QEMU exited?)"
-        skip = False
         try:
-            while True:
-                try:
-                    raw = await self._reader.readuntil(b"\n")
-                except asyncio.LimitOverrunError as exc:
-                    await self._reader.readexactly(exc.consumed)
-                    if not skip:
-                        self._emit(Garbled(clock.now(), f"<line over {MAX_LINE} bytes dropped>"))
-                    skip = True
-                    continue
-                if skip:  # the tail of an over-long line
-                    skip = False
-                    continue
+            async for raw in read_lines(self._reader, lambda: self._emit(
+                    Garbled(clock.now(), f"<line over {MAX_LINE} bytes dropped>"))):
                 self._dispatch(parse_line(raw.decode("utf-8", "replace").rstrip("\r\n"), clock.now()))
         except asyncio.IncompleteReadError:
             pass

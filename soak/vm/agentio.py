@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from soak import clock
@@ -70,3 +70,38 @@ class EventQueue:
                 continue
             self._wakeup.clear()
             await self._wakeup.wait()
+
+
+async def read_lines(reader: asyncio.StreamReader, on_overlong: Callable[[], None]) -> AsyncIterator[bytes]:
+    """Lines from ``reader`` until EOF (`asyncio.IncompleteReadError`), newline included; a line
+    longer than the reader's limit is skipped whole, with one call of ``on_overlong``.
+
+    No deadline: a silent guest is the heartbeat watchdog's finding, not an error of the channel.
+    """
+    skip = False
+    while True:
+        try:
+            raw = await reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError as exc:
+            await reader.readexactly(exc.consumed)
+            if not skip:
+                on_overlong()
+            skip = True
+            continue
+        if skip:  # the tail of an over-long line
+            skip = False
+            continue
+        yield raw
+
+
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel ``task`` and wait for it; re-raise only when the caller itself is being cancelled."""
+    if task is None or task.done():
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise

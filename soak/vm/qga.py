@@ -60,7 +60,7 @@ from soak.vm.agent import (
     JobExit,
     JobOutput,
 )
-from soak.vm.agentio import EventQueue
+from soak.vm.agentio import EventQueue, stop_task
 from soak.vm.qgashell import (
     GUEST_FAULTS,
     JOB_WRAPPER,
@@ -168,14 +168,7 @@ class QgaAgent:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
+        await stop_task(task)
         if self._resumed_from is not None and not self._handed_over and self._jobs.owner is self:
             self._jobs.owner = self._resumed_from  # the migration failed: the source keeps its jobs
         await self.channel.close()

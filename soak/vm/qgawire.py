@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from soak.errors import AgentError, AgentRefused
-from soak.vm.agentio import connect_unix
+from soak.vm.agentio import connect_unix, read_lines, stop_task
 
 MAX_REPLY = 1 << 20
 """Longest reply line kept: job output is cut to 64 KiB in the guest (base64: ~88 KiB)."""
@@ -73,10 +73,7 @@ class QgaChannel:
     async def close(self) -> None:
         """Stop reading and close the socket; idempotent; commands still waiting fail."""
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_task(task)  # a close while the caller is being cancelled must not swallow that
         self._finish("closed by the host")
         writer, self._writer = self._writer, None
         if writer is not None:
@@ -152,21 +149,8 @@ class QgaChannel:
     async def _read_loop(self) -> None:
         assert self._reader is not None
         reason = "the guest agent socket closed (QEMU exited?)"
-        skip = False
         try:
-            while True:
-                try:
-                    raw = await self._reader.readuntil(b"\n")
-                except asyncio.LimitOverrunError as exc:
-                    await self._reader.readexactly(exc.consumed)
-                    if not skip:
-                        self.dropped_replies += 1
-                        self.log.warning("dropped a guest agent reply over %d bytes", self.max_reply)
-                    skip = True
-                    continue
-                if skip:  # the tail of an over-long line
-                    skip = False
-                    continue
+            async for raw in read_lines(self._reader, self._reply_too_long):
                 self._dispatch(raw)
         except asyncio.IncompleteReadError:
             pass
@@ -177,6 +161,10 @@ class QgaChannel:
             raise
         finally:
             self._finish(reason)
+
+    def _reply_too_long(self) -> None:
+        self.dropped_replies += 1
+        self.log.warning("dropped a guest agent reply over %d bytes", self.max_reply)
 
     def _dispatch(self, raw: bytes) -> None:
         try:
